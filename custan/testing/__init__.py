@@ -1,0 +1,1 @@
+"""Helpers for testing custan against local stand-ins for external services."""
