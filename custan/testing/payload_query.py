@@ -119,7 +119,6 @@ class Output:
 
     alias: str
     key: tuple[str, ...]
-    kind: str
 
 
 @dataclass(frozen=True)
@@ -344,10 +343,10 @@ class QueryCompiler:
 
     def _compile_plain(self, select: exp.Select, query: ListQuery) -> CompiledQuery:
         outputs = []
-        for index, (expression, output) in enumerate(self._plain_outputs(query)):
+        for index, (expression, key) in enumerate(self._plain_outputs(query)):
             alias = f"c{index}"
             select = select.select(exp.alias_(expression, alias))
-            outputs.append(Output(alias, output[0], output[1]))
+            outputs.append(Output(alias, key))
         for term, descending in query.order_by:
             expression, _ = self._expression(term, allow_aggregate=False)
             select = select.order_by(exp.Ordered(this=expression, desc=descending))
@@ -361,7 +360,7 @@ class QueryCompiler:
         return CompiledQuery(select, tuple(outputs), aggregated=False)
 
     def _plain_outputs(self, query: ListQuery):
-        """Yield (expression, (key, kind)) for each value of a full object."""
+        """Yield (expression, key path) for each value of the returned objects."""
         fields = query.fields or (STAR,)
         for term in fields:
             if term == STAR:
@@ -369,12 +368,11 @@ class QueryCompiler:
             elif isinstance(term, Path):
                 columns = self.resource.columns_under(term)
             else:
-                expression, kind = self._expression(term, allow_aggregate=False)
-                yield expression, ((term.display(),), kind)
+                expression, _ = self._expression(term, allow_aggregate=False)
+                yield expression, (term.display(),)
                 continue
             for column in columns:
-                key = self.resource.object_key(column)
-                yield quoted_column(column.name), (key, column.kind)
+                yield quoted_column(column.name), self.resource.object_key(column)
 
     def _compile_aggregated(
         self, select: exp.Select, query: ListQuery
@@ -385,11 +383,11 @@ class QueryCompiler:
         for index, term in enumerate(query.fields or query.group_by):
             if term == STAR:
                 raise QueryError("BadRequest", "Cannot select * with group_by")
-            expression, kind = self._expression(term, allow_aggregate=True)
+            expression, _ = self._expression(term, allow_aggregate=True)
             require_grouped(term, expression, grouped_sql)
             alias = f"c{index}"
             select = select.select(exp.alias_(expression, alias))
-            outputs.append(Output(alias, (term.display(),), kind))
+            outputs.append(Output(alias, (term.display(),)))
         if groups:
             select = select.group_by(*groups)
         for term, descending in query.order_by:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import csv
 import hmac
 import json
 import logging
@@ -67,6 +68,7 @@ ERROR_TYPES = {
     401: "Unauthorized",
     403: "Forbidden",
     404: "NotFound",
+    # The SDK has no class for 405 and raises BadRequest for it either way.
     405: "BadRequest",
     429: "TooManyRequests",
     500: "InternalServerError",
@@ -116,11 +118,15 @@ class FaultSwitches:
         with self._lock:
             self._delay_seconds = 0.0
             self._always_status: int | None = None
-            self._bursts: list[list[Any]] = []
+            # Status -> [responses left, Retry-After seconds or None].
+            self._bursts: dict[int, list[Any]] = {}
             self._truncations: list[str] = []
 
     def rate_limit(self, times: int, retry_after: int | None = None) -> None:
-        """Answer the next `times` requests with 429, with Retry-After if given."""
+        """Answer the next `times` requests with 429, with Retry-After if given.
+
+        A later call replaces the burst that is left, and so does `unavailable`.
+        """
         self._add_burst(429, times, retry_after)
 
     def unavailable(self, times: int, retry_after: int | None = None) -> None:
@@ -158,12 +164,12 @@ class FaultSwitches:
         with self._lock:
             if self._always_status is not None:
                 return self._always_status, None
-            # 429 bursts go first because a rate limiter answers before the service.
-            self._bursts.sort(key=lambda burst: burst[0] != 429)
-            for burst in self._bursts:
-                if burst[1] > 0:
-                    burst[1] -= 1
-                    return burst[0], burst[2]
+            # 429 goes first because a rate limiter answers before the service.
+            for status in (429, 503):
+                burst = self._bursts.get(status)
+                if burst and burst[0] > 0:
+                    burst[0] -= 1
+                    return status, burst[1]
             return None
 
     def take_truncation(self) -> str | None:
@@ -172,7 +178,7 @@ class FaultSwitches:
 
     def _add_burst(self, status: int, times: int, retry_after: int | None) -> None:
         with self._lock:
-            self._bursts.append([status, times, retry_after])
+            self._bursts[status] = [times, retry_after]
 
 
 def encode_json(value: Any) -> str:
@@ -190,7 +196,10 @@ def encode_json(value: Any) -> str:
 
 
 def error_response(
-    status: int, description: str, details: dict | None = None, error_type=None
+    status: int,
+    description: str,
+    details: dict | None = None,
+    error_type: str | None = None,
 ) -> Response:
     """Build Payload's error envelope, with both description keys SDKs read."""
     body = {
@@ -249,9 +258,15 @@ def format_value(value: Any, timestamp_format: str) -> Any:
     return value
 
 
+def describe(connection, table: str) -> list[tuple[str, str]]:
+    """Return (column name, DuckDB type name) for each column of `table`."""
+    statement = exp.Describe(this=exp.to_table(table)).sql("duckdb")
+    return [(row[0], row[1]) for row in connection.execute(statement).fetchall()]
+
+
 def read_columns(connection, table: str) -> tuple[Column, ...]:
-    rows = connection.execute(f"DESCRIBE {exp.to_table(table).sql()}").fetchall()
-    return tuple(Column(name, kind_of_type(type_name)) for name, type_name, *_ in rows)
+    rows = describe(connection, table)
+    return tuple(Column(name, kind_of_type(type_name)) for name, type_name in rows)
 
 
 def quoted(name: str) -> exp.Identifier:
@@ -283,7 +298,7 @@ def conform_table(connection, table: str) -> None:
     Raises:
         ValueError: if the table lacks one of the Payload columns.
     """
-    present = [name for name, *_ in connection.execute(f"DESCRIBE {table}").fetchall()]
+    present = [name for name, _ in describe(connection, table)]
     required = TABLE_COLUMNS[table]
     missing = [name for name in required if name not in present]
     if missing:
@@ -340,7 +355,7 @@ def load_relation(connection, table: str, relation: duckdb.DuckDBPyRelation) -> 
 
 def load_csv(connection, table: str, path: Path) -> None:
     with path.open(newline="", encoding="utf-8") as handle:
-        header = handle.readline().strip().split(",")
+        header = next(csv.reader(handle), [])
     known = {
         name: TABLE_COLUMNS[table][name]
         for name in header
@@ -456,8 +471,12 @@ class PayloadServer:
         if self._http is not None:
             return self
         self._http = _HTTPServer(self, self._port)
+        # A short poll interval makes stop() return quickly between tests.
         self._thread = threading.Thread(
-            target=self._http.serve_forever, name="payload-server", daemon=True
+            target=self._http.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="payload-server",
+            daemon=True,
         )
         self._thread.start()
         logger.info("Payload test server listening on %s", self.url)
@@ -583,7 +602,9 @@ class PayloadServer:
         return rows[query.offset : end]
 
     def _run(self, compiled: CompiledQuery, resource: Resource) -> list[dict]:
-        cursor = self._connection.cursor()
+        # Each request thread runs on its own cursor, as DuckDB requires.
+        with self._lock:
+            cursor = self._connection.cursor()
         try:
             cursor.execute("SET TimeZone = 'UTC'")
             result = cursor.execute(compiled.select.sql(dialect="duckdb")).fetchall()
