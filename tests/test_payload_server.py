@@ -133,7 +133,7 @@ def test_sdk_payment_method_grouping(server):
         .order_by("desc(count(id))", "sender[method_id]")
         .all()
     )
-    # pm_b1 carries all three acct_b payments; the rest one or two each.
+    # pm_b1 carries all three acct_b payments. Ties on count sort by method id.
     actual = [
         (row["sender.method_id"], row["sum(amount)"], row["count(id)"]) for row in rows
     ]
@@ -231,7 +231,7 @@ def test_list_params_encoded_brackets(server):
     assert [row["sender.account_id"] for row in rows] == [r[0] for r in CLV_ROWS]
 
 
-def test_list_params_raw_repeated_and_comma_forms_agree(server):
+def test_list_params_forms_agree(server):
     raw = (
         "transactions?type=payment&status=processed"
         "&fields[1]=sum(amount)&fields[0]=sender[account_id]"
@@ -250,16 +250,16 @@ def test_list_params_raw_repeated_and_comma_forms_agree(server):
     bodies = [get(server, path, version="v2").text for path in (raw, repeated, joined)]
     assert bodies[0] == bodies[1]
     assert bodies[0] == bodies[2]
-    # fields[1] came before fields[0] in the URL; the index sets the key order.
+    # fields[1] came before fields[0] in the URL, but the index sets the key order.
     first_row = json.loads(bodies[0])["values"][0]
     assert list(first_row) == ["sender.account_id", "sum(amount)"]
 
 
-def test_multiple_order_keys_and_plain_ascending(server):
+def test_order_by_several_keys(server):
     response = get(
         server, "transactions", {"order_by": "status,desc(amount)", "type": "refund"}
     )
-    # Refunds: txn_03 processed 50.00, txn_10 voided 10.00; "processed" < "voided".
+    # Refunds are txn_03 (processed, 50.00) and txn_10 (voided, 10.00).
     assert ids(response) == ["txn_03", "txn_10"]
 
 
@@ -285,7 +285,7 @@ def test_amounts_keep_exact_decimal_text(server):
     assert parsed["values"][0]["sum(amount)"] == Decimal("1234.86")
 
 
-def test_date_functions_use_utc_and_mysql_numbering(server):
+def test_date_functions_mysql_numbering(server):
     fields = [
         "year(created_at)",
         "month(created_at)",
@@ -302,6 +302,7 @@ def test_date_functions_use_utc_and_mysql_numbering(server):
     ]
     response = get(server, "transactions/txn_06", {"fields": ",".join(fields)})
     row = response.json()
+
     # txn_06 is 2024-02-04 23:59:59 UTC, a Sunday: day 31 + 4 = 35 of the year,
     # ISO week 5 (2024-01-01 was a Monday), and 1704067200 (2024-01-01) +
     # 34 * 86400 + 86399 = 1707091199 seconds since the epoch.
@@ -358,7 +359,7 @@ def test_nested_function_key_uses_dots():
 
 # --- filters ------------------------------------------------------------------
 
-# (query, expected ids in id order); amounts and times are in transactions.csv.
+# Each case is (query, expected ids in id order), read off transactions.csv.
 FILTER_CASES = [
     ("amount=50", ["txn_03"]),
     ("amount=50.00", ["txn_03"]),
@@ -381,6 +382,8 @@ FILTER_CASES = [
     # Midnight at +01:00 is 23:00 UTC on the 31st, before txn_08.
     ("created_at=<2024-01-01T00:00:00%2B01:00", []),
     ("created_at=<2024-01-01T00:00:00Z", ["txn_08"]),
+    # A raw `+` decodes to a space, and the server reads it back as the sign.
+    ("created_at=<2024-01-01T01:00:00+01:00", ["txn_08"]),
     ("year(created_at)=2023", ["txn_08"]),
     ("dayofweek(created_at)=1", ["txn_06", "txn_07", "txn_08"]),
     ("hour(created_at)=>=23", ["txn_06", "txn_08"]),
@@ -478,7 +481,7 @@ def test_grouped_rows_have_no_object_key(server):
         version="v2",
     )
     # Payments: processed 350.35 + 1234.86 + 75 + 100 = 1760.21, voided
-    # txn_04 999.99, declined txn_09 20.00; ordered by the group key.
+    # txn_04 999.99, declined txn_09 20.00. Rows come ordered by the group key.
     assert response.json()["values"] == [
         {"status": "declined", "sum(amount)": 20.0},
         {"status": "processed", "sum(amount)": 1760.21},

@@ -1,6 +1,6 @@
 """Parse Payload query strings and compile them to SQLGlot select trees.
 
-The local Payload server uses this module to answer list requests: it reads
+The local Payload server uses this module to serve list requests. It reads
 `fields`, `group_by`, `order_by`, `limit`, `offset` and filters, and binds
 every request value into the tree as a literal node.
 """
@@ -92,7 +92,11 @@ class Column:
 
 @dataclass(frozen=True)
 class ListQuery:
-    """One parsed list request; filters are (key, raw value) pairs joined by AND."""
+    """One parsed list request. Filters are (key, raw value) pairs, joined by AND.
+
+    NOTE: with no `limit` every matching row is returned, because Payload's
+    default and maximum page sizes are not documented.
+    """
 
     fields: tuple[Term, ...] = ()
     group_by: tuple[Term, ...] = ()
@@ -144,7 +148,7 @@ def kind_of_type(type_name: str) -> str:
 
 @dataclass(frozen=True)
 class Resource:
-    """A table as one API version shows it: `transactions` in v1 or v2, say."""
+    """A table as one API version shows it, such as `transactions` in v2."""
 
     table: str
     object_name: str
@@ -234,7 +238,7 @@ def parse_query(pairs: list[tuple[str, str]]) -> ListQuery:
         list_key = _LIST_KEY.match(key)
         if list_key:
             index = list_key.group(2)
-            # Indexed entries sort by index; bare repeated keys keep their order.
+            # Indexed entries sort by index, and bare repeated keys keep their order.
             position = (not index, int(index or 0), sequence, value)
             lists[list_key.group(1)].append(position)
         elif key == "limit":
@@ -332,7 +336,11 @@ class QueryCompiler:
         self.resource = resource
 
     def compile(self, query: ListQuery) -> CompiledQuery:
-        """Build the select for a query; aggregated selects carry no LIMIT/OFFSET."""
+        """Build the select for a query.
+
+        Aggregated selects carry no LIMIT or OFFSET, because the server slices
+        pages out of the cached result.
+        """
         select = exp.select().from_(exp.to_table(self.resource.table))
         for condition in self._conditions(query):
             select = select.where(condition)
@@ -479,6 +487,8 @@ def aggregate(term: Call, argument: exp.Expression, kind: str):
     if term.name == "sum":
         return exp.Sum(this=argument), "number" if kind != "float" else "float"
     if term.name == "avg":
+        # NOTE: DuckDB averages DECIMAL as DOUBLE, so 1234.86 / 3 comes back as
+        # 411.61999999999995, where MySQL would return a DECIMAL.
         return exp.Avg(this=argument), "float"
     if term.name == "count":
         return exp.Count(this=argument), "integer"
@@ -492,7 +502,7 @@ def aggregate(term: Call, argument: exp.Expression, kind: str):
 def date_function(name: str, argument: exp.Expression) -> exp.Expression:
     """Build a date function over a UTC timestamp with MySQL's result values."""
     if name == "dayofweek":
-        # DuckDB numbers Sunday 0 through Saturday 6; MySQL numbers them 1 to 7.
+        # DuckDB numbers Sunday 0 through Saturday 6, and MySQL numbers them 1 to 7.
         weekday = exp.Anonymous(this="dayofweek", expressions=[argument])
         return exp.Paren(this=exp.Add(this=weekday, expression=exp.Literal.number(1)))
     if name == "unix_timestamp":
@@ -505,6 +515,8 @@ def date_function(name: str, argument: exp.Expression) -> exp.Expression:
 def compare(target: exp.Expression, kind: str, text: str) -> exp.Expression:
     """Build one filter comparison from `<op><value>`, such as `>=100`."""
     if text.startswith("?"):
+        # NOTE: matching is case-sensitive. Whether Payload's LIKE ignores case,
+        # as MySQL's default collation does, is not documented.
         if kind != "string":
             target = exp.cast(target, exp.DataType.build("VARCHAR"))
         pattern = exp.Literal.string(like_pattern(text[1:]))

@@ -1,6 +1,6 @@
 """Serve the Payload query API over HTTP from DuckDB tables, for tests.
 
-`PayloadServer` answers `GET /transactions`, `/accounts` and `/customers` on
+`PayloadServer` serves `GET /transactions`, `/accounts` and `/customers` on
 127.0.0.1 with Payload's v1 or v2 shapes, and has switches to inject faults.
 """
 
@@ -103,7 +103,7 @@ class Response:
 
 
 class FaultSwitches:
-    """Faults that tests turn on while the server runs; every method is thread-safe.
+    """Faults that tests turn on while the server runs. Every method is thread-safe.
 
     Order per request: the delay, then `fail_always`, then a 429 burst, then a
     503 burst. Truncation applies only to responses that would have been 200.
@@ -123,18 +123,18 @@ class FaultSwitches:
             self._truncations: list[str] = []
 
     def rate_limit(self, times: int, retry_after: int | None = None) -> None:
-        """Answer the next `times` requests with 429, with Retry-After if given.
+        """Respond to the next `times` requests with 429, with Retry-After if given.
 
         A later call replaces the burst that is left, and so does `unavailable`.
         """
         self._add_burst(429, times, retry_after)
 
     def unavailable(self, times: int, retry_after: int | None = None) -> None:
-        """Answer the next `times` requests with 503."""
+        """Respond to the next `times` requests with 503."""
         self._add_burst(503, times, retry_after)
 
     def slow(self, seconds: float) -> None:
-        """Wait `seconds` before answering each request; 0 turns it off."""
+        """Wait `seconds` before handling each request. Zero turns the delay off."""
         with self._lock:
             self._delay_seconds = seconds
 
@@ -145,12 +145,14 @@ class FaultSwitches:
         connection. `cut_json` sends the first half of the JSON text.
         """
         if mode not in {"content_length", "cut_json"}:
-            raise ValueError(f"Unknown truncation mode {mode!r}")
+            raise ValueError(
+                f"Invalid truncation mode {mode!r}, expected content_length or cut_json"
+            )
         with self._lock:
             self._truncations.extend([mode] * times)
 
     def fail_always(self, status: int | None) -> None:
-        """Answer every request with `status` until called with None."""
+        """Respond to every request with `status` until called with None."""
         with self._lock:
             self._always_status = status
 
@@ -213,7 +215,7 @@ def error_response(
 
 
 def parse_version(header: str | None) -> int:
-    """Read X-API-Version: `2`, `v2` and `v2.x` are v2; missing or `v1*` is v1."""
+    """Read X-API-Version. `2`, `v2` and `v2.x` mean v2, and none or `v1*` means v1."""
     if header is None or not header.strip():
         return 1
     text = header.strip().lower().removeprefix("v")
@@ -293,7 +295,7 @@ def insert_rows(connection, table: str, width: int, rows: list[tuple]) -> None:
 
 
 def conform_table(connection, table: str) -> None:
-    """Cast the Payload columns of `table` to their types; keep other columns as they are.
+    """Cast the Payload columns of `table` to their types, keeping other columns.
 
     Raises:
         ValueError: if the table lacks one of the Payload columns.
@@ -367,7 +369,7 @@ def load_csv(connection, table: str, path: Path) -> None:
 
 
 class PayloadServer:
-    """A Payload API server on 127.0.0.1 that answers from DuckDB tables.
+    """A Payload API server on 127.0.0.1 that serves rows from DuckDB tables.
 
     Example:
         with PayloadServer.from_dir("tests/data/payload_server", key="k") as server:
@@ -463,7 +465,7 @@ class PayloadServer:
     def url(self) -> str:
         """Base URL with a trailing slash, as the payload-api SDK needs."""
         if self._http is None:
-            raise RuntimeError("The server is not running; call start() first")
+            raise RuntimeError("The server is not running. Call start() first.")
         return f"http://127.0.0.1:{self._http.server_address[1]}/"
 
     def start(self) -> PayloadServer:
@@ -517,7 +519,7 @@ class PayloadServer:
 
     @property
     def aggregations_run(self) -> int:
-        """How many grouped or aggregated selects ran; cached pages do not count."""
+        """How many grouped or aggregated selects ran. Pages from the cache do not count."""
         with self._lock:
             return self._aggregations_run
 
@@ -526,7 +528,7 @@ class PayloadServer:
             self._cache.clear()
 
     def record_request(self, record: RequestRecord) -> None:
-        """Append to the request log and log one line; the key never appears."""
+        """Append to the request log and log one line, which never contains the key."""
         with self._lock:
             self._log.append(record)
         logger.info(
@@ -539,7 +541,11 @@ class PayloadServer:
         )
 
     def handle(self, method: str, target: str, headers: Mapping[str, str]) -> Response:
-        """Answer one request; `headers` must look names up case-insensitively."""
+        """Build the response to one request.
+
+        `headers` must look names up case-insensitively, as `email.message.Message`
+        does.
+        """
         delay = self.faults.delay_seconds
         if delay:
             time.sleep(delay)
@@ -707,7 +713,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--data", required=True, help="directory with transactions.csv, accounts.csv"
     )
-    parser.add_argument("--port", type=int, default=0, help="TCP port; 0 picks one")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=0,
+        help="TCP port to listen on (0 picks a free port)",
+    )
     parser.add_argument("--key", required=True, help="API key that clients must send")
     parser.add_argument(
         "--iso-timestamps",
@@ -715,6 +726,7 @@ def main(argv: list[str] | None = None) -> int:
         help="write instants as ISO 8601 with Z instead of YYYY-MM-DD HH:MM:SS",
     )
     arguments = parser.parse_args(argv)
+
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     timestamp_format = (
         ISO_8601_UTC if arguments.iso_timestamps else PAYLOAD_V1_TIMESTAMP
@@ -725,6 +737,7 @@ def main(argv: list[str] | None = None) -> int:
         port=arguments.port,
         timestamp_format=timestamp_format,
     )
+
     with server:
         try:
             threading.Event().wait()
