@@ -430,7 +430,7 @@ def test_filter_value_is_bound_not_pasted(server):
 
 
 def test_version_header_forms(server):
-    for header in ("2", "v2", "v2.0", "v2.5"):
+    for header in ("2", "v2", "v2.0", "v2.5", "v2.x"):
         row = get(server, "transactions/txn_05", version=header).json()
         assert row["sender"] == {"account_id": "acct_b", "method_id": "pm_b1"}, header
         assert row["status"] == {"value": "processed"}, header

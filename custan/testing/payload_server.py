@@ -220,7 +220,7 @@ def parse_version(header: str | None) -> int:
         return 1
     text = header.strip().lower().removeprefix("v")
     major = text.split(".", 1)[0]
-    if major in {"1", "2"} and all(part.isdigit() for part in text.split(".")):
+    if major in {"1", "2"}:
         return int(major)
     raise QueryError(
         "BadRequest", f"Unsupported X-API-Version {header!r}, expected v1 or v2"
