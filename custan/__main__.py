@@ -1,0 +1,3 @@
+from custan.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,137 @@
+"""Compile a RuleSet into a Plan: the SQLGlot trees of both stages.
+
+A Plan renders as one query over a ``transactions`` relation that a source
+supplies, or as the rules stage alone over a ``customer_metrics`` table that
+a source such as Payload fills with pushed-down aggregates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlglot import exp
+
+from custan.compiler.aggregates import BUILTIN_AGGREGATES, Aggregate
+from custan.compiler.fields import TRANSACTION_FIELDS
+from custan.compiler.metrics_stage import (
+    TRANSACTIONS,
+    MetricsStage,
+    build_metrics_stage,
+    latest_instant,
+)
+from custan.compiler.output_stage import OutputColumn, OutputStage, Summary, build_output_stage
+from custan.compiler.rules_stage import RulesStage, build_rules_stage
+from custan.errors import Location, RulesError
+from custan.expressions import sql
+from custan.expressions.functions import FunctionTable, builtin_table
+from custan.model.ruleset import RuleSet
+
+
+@dataclass
+class Plan:
+    """Both stages of a rules file, ready to render for an engine."""
+
+    rules: RuleSet
+    metrics: MetricsStage
+    stage: RulesStage
+    output: OutputStage
+    as_of: exp.Expression
+
+    @property
+    def columns(self) -> list[OutputColumn]:
+        return self.output.columns
+
+    @property
+    def summaries(self) -> list[Summary]:
+        return self.output.summaries
+
+    @property
+    def grouped(self) -> bool:
+        return self.output.grouped
+
+    def query(self, transactions: exp.Expression | None = None) -> exp.Select:
+        """The whole rules file as one query over ``transactions``.
+
+        Without an argument the query reads a table named ``transactions``.
+        """
+        ctes: list[tuple[str, exp.Expression]] = []
+        if transactions is not None:
+            ctes.append((TRANSACTIONS, transactions))
+        ctes += self.metrics.ctes
+        ctes += self.stage.ctes
+        return _with_ctes(self.output.final, ctes)
+
+    def rules_query(self) -> exp.Select:
+        """Stage two alone, reading a ``customer_metrics`` table."""
+        return _with_ctes(self.output.final, list(self.stage.ctes))
+
+
+def _with_ctes(final: exp.Select, ctes: list[tuple[str, exp.Expression]]) -> exp.Select:
+    query = final.copy()
+    for name, select in ctes:
+        query = query.with_(name, as_=select.copy())
+    return query
+
+
+def default_aggregates() -> dict[str, Aggregate]:
+    return {aggregate.name: aggregate for aggregate in BUILTIN_AGGREGATES}
+
+
+def compile_rules(
+    rules: RuleSet,
+    *,
+    as_of: str | None = None,
+    limit: int | None = None,
+    functions: FunctionTable | None = None,
+    aggregates: dict[str, Aggregate] | None = None,
+    now: datetime | None = None,
+) -> Plan:
+    """Check every name and type in ``rules`` and build its Plan.
+
+    Args:
+        as_of: replaces the file's ``as_of`` (latest, now, or an ISO instant).
+        limit: replaces the file's output limit.
+        now: the instant ``now`` stands for; the current time by default.
+
+    Raises RulesError for anything wrong in the rules, before any data is read.
+    """
+    functions = functions or builtin_table()
+    aggregates = aggregates or default_aggregates()
+    location = rules.as_of_location if as_of is None else Location("--as-of")
+    as_of_node = as_of_expression(as_of or rules.as_of, location, now)
+    metrics = build_metrics_stage(rules, aggregates, functions, as_of_node)
+    stage = build_rules_stage(rules, metrics.types, functions)
+    output = build_output_stage(rules, stage, functions, limit)
+    return Plan(rules, metrics, stage, output, as_of_node)
+
+
+def parse_instant(text: str) -> datetime:
+    """Parse an ISO 8601 instant or date; one without an offset is UTC."""
+    value = datetime.fromisoformat(text.strip().replace(" ", "T", 1) if len(text) > 10 else text)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def as_of_expression(text: str, location: Location, now: datetime | None = None) -> exp.Expression:
+    """The SQL of the evaluation instant: latest, now, or a fixed instant."""
+    choice = text.strip().lower()
+    if choice == "latest":
+        return latest_instant()
+    if choice == "now":
+        instant = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    else:
+        try:
+            instant = parse_instant(text)
+        except ValueError:
+            raise RulesError(
+                f"invalid as_of {text!r}; use latest, now, or an ISO 8601 instant "
+                "such as 2024-06-30 or 2024-06-30T12:00:00Z",
+                location,
+            ) from None
+    literal = exp.Literal.string(instant.isoformat())
+    return sql.cast(literal, "TIMESTAMPTZ")
+
+
+__all__ = ["Plan", "compile_rules", "TRANSACTION_FIELDS"]

@@ -1,0 +1,68 @@
+"""Parse expression text into a SQLGlot tree, with limits on size and nesting.
+
+Expressions use SQL syntax. The dialect below parses every function call as a
+plain call, so the allow-list in ``functions.py`` alone decides what exists.
+"""
+
+from __future__ import annotations
+
+import sqlglot
+from sqlglot import exp, parser
+from sqlglot.dialects.dialect import Dialect
+from sqlglot.errors import ParseError, TokenError
+
+from custan.errors import Location, RulesError
+
+MAX_NODES = 400
+MAX_DEPTH = 32
+
+
+class RulesDialect(Dialect):
+    """SQL expression syntax with no built-in function parsers."""
+
+    class Parser(parser.Parser):
+        FUNCTIONS: dict = {}
+        FUNCTION_PARSERS: dict = {}
+        NO_PAREN_FUNCTIONS: dict = {}
+
+
+def parse_expression(text: str, location: Location) -> exp.Expression:
+    """Parse ``text`` or raise RulesError showing where the syntax fails."""
+    try:
+        tree = sqlglot.parse_one(text, dialect=RulesDialect)
+    except ParseError as error:
+        detail = error.errors[0] if error.errors else {}
+        column = detail.get("col")
+        reason = str(detail.get("description") or error).split(". Line")[0]
+        raise RulesError(
+            f"invalid expression: {reason}\n{underline(text, column)}", location
+        ) from None
+    except TokenError as error:
+        raise RulesError(f"invalid expression: {error}", location) from None
+    if tree is None:
+        raise RulesError("the expression is empty", location)
+    _check_size(tree, text, location)
+    return tree
+
+
+def underline(text: str, column: int | None, width: int = 1) -> str:
+    """Show ``text`` with a caret under 1-based ``column`` of its first line."""
+    first_line = text.splitlines()[0] if text else ""
+    if column is None:
+        return f"    {first_line}"
+    column = max(1, min(column, len(first_line) + 1))
+    return f"    {first_line}\n    {' ' * (column - 1)}{'^' * max(width, 1)}"
+
+
+def _check_size(tree: exp.Expression, text: str, location: Location) -> None:
+    nodes = 0
+    for node in tree.walk():
+        nodes += 1
+        if nodes > MAX_NODES:
+            raise RulesError(
+                f"the expression is too large (more than {MAX_NODES} parts)", location
+            )
+        if node.depth > MAX_DEPTH:
+            raise RulesError(
+                f"the expression nests deeper than {MAX_DEPTH} levels", location
+            )

@@ -1,0 +1,1 @@
+"""Sinks: where a run's rows go (table, CSV, JSON, JSON lines, plugins)."""

@@ -1,0 +1,122 @@
+"""The table sink: a rich table for people, with summary lines under it."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import TextIO
+
+from rich.console import Console
+from rich.table import Table
+
+from custan.engine import Result, SummaryValue
+from custan.expressions.types import NUMERIC, Type
+from custan.sinks.formatting import format_instant, format_value, plain_decimal, to_decimal, to_text
+from custan.sinks.text_formats import formatted_rows
+
+_PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+# Rows beyond this many are left out of the table; other formats write them all.
+MAX_TABLE_ROWS = 1000
+
+
+def format_summary_value(item: SummaryValue) -> str:
+    """Money with thousands separators and cents; other numbers plainly."""
+    value = item.value
+    if value is None:
+        return "n/a"
+    if item.type is Type.MONEY:
+        return f"{to_decimal(value, 2):,}"
+    if item.type is Type.INTEGER:
+        return f"{int(value):,}"
+    if isinstance(value, (Decimal, float)):
+        return plain_decimal(to_decimal(value, 2))
+    if hasattr(value, "isoformat"):
+        return format_instant(value)
+    return str(value)
+
+
+def render_summary(summary: list[SummaryValue], lines: list[str]) -> list[str]:
+    """Fill each line's {name} placeholders with the summary values."""
+    values = {item.name: format_summary_value(item) for item in summary}
+    return [
+        _PLACEHOLDER.sub(lambda match: values.get(match.group(1), match.group(0)), line)
+        for line in lines
+    ]
+
+
+class TableSink:
+    name = "table"
+
+    def write(self, result: Result, stream: TextIO) -> None:
+        console = Console(file=stream, width=max(100, Console(file=stream).width),
+                          highlight=False)
+        matrix = result.plan.rules.output.matrix
+        table = self._matrix(result) if matrix else self._rows(result)
+        console.print(table)
+        lines = result.plan.rules.output.summary.lines
+        for line in render_summary(result.summary, lines):
+            console.print(line)
+
+    def _title(self, result: Result) -> str:
+        rules = result.plan.rules
+        title = rules.name or rules.file
+        if result.as_of is not None:
+            title += f" (as of {format_instant(result.as_of)})"
+        return title
+
+    def _rows(self, result: Result) -> Table:
+        table = Table(title=self._title(result))
+        for column in result.columns:
+            justify = "right" if column.type in NUMERIC else "left"
+            table.add_column(column.name, justify=justify)
+        shown = 0
+        for row in formatted_rows(result):
+            if shown == MAX_TABLE_ROWS:
+                break
+            table.add_row(*[_cell(v) for v in row])
+            shown += 1
+        if result.row_count > shown:
+            table.caption = (f"{shown} of {result.row_count} rows shown; "
+                             "use --format csv or --output for all")
+        else:
+            table.caption = f"{result.row_count} rows"
+        return table
+
+    def _matrix(self, result: Result) -> Table:
+        matrix = result.plan.rules.output.matrix
+        assert matrix is not None
+        names = [c.name for c in result.columns]
+        types = {c.name: c.type for c in result.columns}
+        decimals = result.plan.rules.output.decimals
+        cells: dict[tuple[str, str], str] = {}
+        row_keys: list[str] = []
+        column_keys: list[str] = []
+        for batch in result.batches():
+            for row in batch:
+                record = dict(zip(names, row))
+                row_key = _cell(record[matrix.rows])
+                column_key = _cell(record[matrix.columns])
+                value = format_value(record[matrix.value], types[matrix.value], decimals)
+                cells[(row_key, column_key)] = _cell(value)
+                if row_key not in row_keys:
+                    row_keys.append(row_key)
+                if column_key not in column_keys:
+                    column_keys.append(column_key)
+        column_keys.sort(key=_natural)
+        table = Table(title=f"{self._title(result)}: {matrix.value}")
+        table.add_column(f"{matrix.rows} \\ {matrix.columns}")
+        for key in column_keys:
+            table.add_column(key, justify="right")
+        for row_key in row_keys:
+            table.add_row(row_key, *[cells.get((row_key, key), "") for key in column_keys])
+        return table
+
+
+def _natural(key: str):
+    return (0, int(key), "") if key.lstrip("-").isdigit() else (1, 0, key)
+
+
+def _cell(value) -> str:
+    if isinstance(value, Decimal):
+        return f"{value:,}" if abs(value) >= 1000 else format(value, "f")
+    return to_text(value)

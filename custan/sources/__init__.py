@@ -1,0 +1,1 @@
+"""Sources: where transactions come from and how they reach the engine."""

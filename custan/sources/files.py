@@ -1,0 +1,306 @@
+"""Transactions from CSV, whitespace-aligned text, Parquet or JSON files.
+
+The files are read by DuckDB where they lie. Every column is read as text and
+converted by the query itself, so amounts never pass through binary floating
+point and a bad value can be traced to its file and row.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+
+import duckdb
+from sqlglot import exp
+
+from custan.compiler.fields import MONEY_SQL_TYPE, TRANSACTION_FIELDS
+from custan.errors import DataError
+from custan.expressions import sql
+from custan.model.ruleset import Input
+from custan.sources.timestamps import parse_instant_sql
+
+FORMATS_BY_EXTENSION = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "text",
+    ".parquet": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",
+}
+REQUIRED_FIELDS = ("amount", "created_at", "sender.account_id", "type", "status")
+OPTIONAL_FIELDS = ("id", "sender.method_id")
+RAW = "raw"
+
+
+@dataclass(frozen=True)
+class ResolvedFiles:
+    """The files an input names, and their format."""
+
+    pattern: str
+    paths: list[str]
+    format: str
+
+
+def resolve_files(spec: Input, override: str | None = None) -> ResolvedFiles:
+    """Find the files of an input; ``override`` replaces its path (from --data)."""
+    if override is not None:
+        path = override
+    elif spec.path is not None:
+        path = os.path.join(spec.base_dir, spec.path)
+    else:
+        raise DataError("the source has no path; set source.path or pass --data",
+                        spec.location)
+    file_format = spec.format
+    if os.path.isdir(path):
+        matches = sorted(
+            os.path.join(path, name) for name in os.listdir(path)
+            if os.path.splitext(name)[1].lower() in FORMATS_BY_EXTENSION
+        )
+        extensions = {os.path.splitext(match)[1].lower() for match in matches}
+        if file_format is None and len(extensions) > 1:
+            raise DataError(f"{path}: the folder mixes file types "
+                            f"({', '.join(sorted(extensions))}); set source.format")
+    elif any(mark in path for mark in "*?["):
+        matches = sorted(glob.glob(path))
+    else:
+        if not os.path.exists(path):
+            raise DataError(f"{path}: data file not found")
+        matches = [path]
+    if not matches:
+        raise DataError(f"{path}: no data files found")
+    if file_format is None:
+        extension = os.path.splitext(matches[0])[1].lower()
+        file_format = FORMATS_BY_EXTENSION.get(extension, "csv")
+    for match in matches:
+        if not os.access(match, os.R_OK):
+            raise DataError(f"{match}: data file is not readable")
+    return ResolvedFiles(path, matches, file_format)
+
+
+def _read_call(files: ResolvedFiles, spec: Input, with_filename: bool = False) -> exp.Expression:
+    """The DuckDB table function that reads the files as text."""
+    paths = exp.Array(expressions=[exp.Literal.string(p) for p in files.paths])
+
+    def option(name: str, value: exp.Expression) -> exp.Expression:
+        return exp.EQ(this=exp.column(name), expression=value)
+
+    options: list[exp.Expression] = []
+    if files.format == "csv":
+        options.append(option("all_varchar", exp.true()))
+        options.append(option("header", exp.Boolean(this=spec.header)))
+        if spec.delimiter:
+            options.append(option("delim", exp.Literal.string(spec.delimiter)))
+        if spec.column_names:
+            names = exp.Array(expressions=[exp.Literal.string(n) for n in spec.column_names])
+            options.append(option("names", names))
+        function = "read_csv"
+    elif files.format == "text" or spec.delimiter == "whitespace":
+        columns = exp.Struct(expressions=[
+            exp.PropertyEQ(this=exp.Literal.string("line"), expression=exp.Literal.string("VARCHAR"))
+        ])
+        options += [
+            option("columns", columns),
+            option("delim", exp.Literal.string("\x1f")),
+            option("header", exp.false()),
+            option("quote", exp.Literal.string("")),
+            option("escape", exp.Literal.string("")),
+            option("auto_detect", exp.false()),
+        ]
+        function = "read_csv"
+    elif files.format == "parquet":
+        function = "read_parquet"
+    else:
+        layout = "newline_delimited" if files.format == "jsonl" else "array"
+        options.append(option("format", exp.Literal.string(layout)))
+        function = "read_json_objects"
+    if with_filename:
+        options.append(option("filename", exp.true()))
+    return exp.Anonymous(this=function, expressions=[paths, *options])
+
+
+class FileReader:
+    """Builds the relation of canonical transaction columns from files."""
+
+    def __init__(self, spec: Input, override: str | None = None) -> None:
+        self.spec = spec
+        self.files = resolve_files(spec, override)
+        self.text_layout = self.files.format == "text" or spec.delimiter == "whitespace"
+
+    def columns(self, connection: duckdb.DuckDBPyConnection) -> list[str]:
+        """The column names the files provide, read without scanning the data."""
+        if self.text_layout:
+            return self._text_column_names(connection)
+        read = exp.select(exp.Star()).from_(_read_call(self.files, self.spec)).limit(1)
+        try:
+            cursor = connection.execute(read.sql("duckdb"))
+            row = cursor.fetchone()
+            names = [d[0] for d in cursor.description]
+        except duckdb.Error as error:
+            raise self.read_error(error) from None
+        if self.files.format in ("jsonl", "json"):
+            return self._json_keys(connection, row)
+        return names
+
+    def _text_column_names(self, connection: duckdb.DuckDBPyConnection) -> list[str]:
+        if self.spec.column_names:
+            return list(self.spec.column_names)
+        if not self.spec.header:
+            raise DataError(f"{self.files.pattern}: a file without a header needs "
+                            "source.column_names", self.spec.location)
+        read = exp.select(exp.column("line")).from_(_read_call(self.files, self.spec)).limit(1)
+        try:
+            row = connection.execute(read.sql("duckdb")).fetchone()
+        except duckdb.Error as error:
+            raise self.read_error(error) from None
+        return (row[0] or "").split() if row else []
+
+    def _json_keys(self, connection: duckdb.DuckDBPyConnection, row) -> list[str]:
+        if row is None:
+            return []
+        keys_query = exp.select(
+            exp.Anonymous(this="json_keys", expressions=[exp.Literal.string(row[0])])
+        )
+        keys = connection.execute(keys_query.sql("duckdb")).fetchone()[0]
+        found = list(keys)
+        # Nested objects such as sender: {account_id} offer dotted names too.
+        for key in keys:
+            nested = connection.execute(exp.select(exp.Anonymous(
+                this="json_type",
+                expressions=[exp.Literal.string(row[0]), exp.Literal.string(f"$.{key}")],
+            )).sql("duckdb")).fetchone()[0]
+            if nested == "OBJECT":
+                inner = connection.execute(exp.select(exp.Anonymous(
+                    this="json_keys",
+                    expressions=[exp.Literal.string(row[0]), exp.Literal.string(f"$.{key}")],
+                )).sql("duckdb")).fetchone()[0]
+                found += [f"{key}.{name}" for name in inner]
+        return found
+
+    def read_error(self, error: duckdb.Error) -> DataError:
+        first_line = str(error).strip().splitlines()[0]
+        return DataError(f"{self.files.pattern}: cannot read {self.files.format} data: "
+                         f"{first_line}", self.spec.location)
+
+    def field_column(self, name: str, available: list[str]) -> str | None:
+        """The file column that holds field ``name``, or None when there is none."""
+        mapped = self.spec.columns.get(name)
+        if mapped is not None:
+            if mapped not in available:
+                raise DataError(
+                    f"{self.files.pattern}: column '{mapped}' (mapped to {name}) not found; "
+                    f"columns found: {', '.join(available)}",
+                    self.spec.location,
+                )
+            return mapped
+        return name if name in available else None
+
+    def raw_value(self, column_name: str, available: list[str]) -> exp.Expression:
+        """SQL reading ``column_name`` of the raw rows as text."""
+        if self.text_layout:
+            parts = exp.Anonymous(this="string_split_regex", expressions=[
+                exp.Anonymous(this="trim", expressions=[exp.column("line", RAW)]),
+                exp.Literal.string(r"\s+"),
+            ])
+            index = available.index(column_name) + 1
+            return exp.Bracket(this=parts, expressions=[exp.Literal.number(index)])
+        if self.files.format in ("jsonl", "json"):
+            return _json_text(column_name)
+        return sql.cast(exp.column(column_name, RAW, quoted=True), "VARCHAR")
+
+    def relation(self, connection: duckdb.DuckDBPyConnection, strict: bool = True,
+                 with_filename: bool = False) -> exp.Select:
+        """SELECT of the canonical fields, parsed and typed, from the files."""
+        available = self.columns(connection)
+        projections = []
+        for name, field in TRANSACTION_FIELDS.items():
+            node = self._field_sql(name, available, strict)
+            projections.append(exp.alias_(node, field.column, quoted=True))
+        if with_filename:
+            projections.append(exp.column("filename", RAW))
+        source = _read_call(self.files, self.spec, with_filename)
+        query = exp.select(*projections).from_(_aliased(source))
+        if self.text_layout and self.spec.header and not self.spec.column_names:
+            query = self._skip_header(query)
+        return query
+
+    def _skip_header(self, query: exp.Select) -> exp.Select:
+        numbered = exp.Window(this=exp.Anonymous(this="row_number"), over="OVER")
+        source = query.args["from_"].this
+        inner = exp.select(exp.Star(), exp.alias_(numbered, "line_number")).from_(source)
+        # Only the first line of each file is a header; one file is the norm here.
+        outer_source = exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(RAW)))
+        query = query.copy()
+        query.set("from_", exp.From(this=outer_source))
+        return query.where(exp.GT(this=exp.column("line_number", RAW), expression=sql.number(1)))
+
+    def _field_sql(self, name: str, available: list[str], strict: bool) -> exp.Expression:
+        if name in self.spec.constants:
+            return _constant(name, self.spec.constants[name])
+        column_name = self.field_column(name, available)
+        if column_name is None:
+            return self._missing(name, available)
+        raw = self.raw_value(column_name, available)
+        if name == "status" and self.files.format in ("jsonl", "json"):
+            raw = _json_status(column_name)
+        if name == "amount":
+            converter = sql.cast if strict else _try_cast
+            return converter(exp.Anonymous(this="trim", expressions=[raw]), MONEY_SQL_TYPE)
+        if name == "created_at":
+            return parse_instant_sql(raw, self.spec.date_format, self.spec.time_zone, strict)
+        return raw
+
+    def _missing(self, name: str, available: list[str]) -> exp.Expression:
+        if name == "id":
+            # Without ids every row still counts once: number the rows.
+            number = exp.Window(this=exp.Anonymous(this="row_number"), over="OVER")
+            return sql.cast(number, "VARCHAR")
+        if name in OPTIONAL_FIELDS:
+            return sql.cast(exp.Null(), "VARCHAR")
+        raise DataError(
+            f"{self.files.pattern}: missing column '{name}'; columns found: "
+            f"{', '.join(available) or 'none'}. Map it under source.columns or give "
+            "it a value under source.constants",
+            self.spec.location,
+        )
+
+
+def _aliased(function: exp.Expression) -> exp.Table:
+    """A table function in FROM, named ``raw``."""
+    return exp.Table(this=function, alias=exp.TableAlias(this=exp.to_identifier(RAW)))
+
+
+def _try_cast(node: exp.Expression, type_text: str) -> exp.Expression:
+    return exp.TryCast(this=node, to=exp.DataType.build(type_text, dialect="duckdb"))
+
+
+def _json_path(name: str) -> str:
+    parts = name.split(".")
+    return "$." + ".".join(f'"{part}"' for part in parts)
+
+
+def _json_text(name: str) -> exp.Expression:
+    """The text of key ``name``, nested (sender.account_id) or flat ("sender.account_id")."""
+    json = exp.column("json", RAW)
+    nested = exp.JSONExtractScalar(this=json, expression=exp.Literal.string(_json_path(name)))
+    if "." not in name:
+        return nested
+    flat = exp.JSONExtractScalar(this=json.copy(),
+                                 expression=exp.Literal.string(f'$."{name}"'))
+    return exp.Coalesce(this=nested, expressions=[flat])
+
+
+def _json_status(name: str) -> exp.Expression:
+    """Payload v2 writes status as {"value": ...}; v1 writes plain text."""
+    return exp.Coalesce(this=_json_text(f"{name}.value"), expressions=[_json_text(name)])
+
+
+def _constant(name: str, value) -> exp.Expression:
+    text = exp.Literal.string(str(value))
+    if name == "amount":
+        return sql.cast(text, MONEY_SQL_TYPE)
+    if name == "created_at":
+        return sql.cast(text, "TIMESTAMPTZ")
+    return text
+
