@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from functools import cache
@@ -73,6 +74,12 @@ def check_schema(document: Document) -> None:
     errors.sort(key=lambda error: _line_of(document, tuple(error.absolute_path)))
     error = _most_specific(errors[0])
     path = tuple(error.absolute_path)
+    if error.validator == "additionalProperties":
+        # Point at the first unexpected key rather than at its parent.
+        extra = [key for key in error.instance if key not in error.schema.get("properties", {})]
+        if extra:
+            location = document.locate(path + (extra[0],))
+            raise RulesError(_describe(error), replace(location, field=format_path(path)))
     raise RulesError(_describe(error), document.locate(path))
 
 
@@ -137,6 +144,7 @@ def _build(document: Document, base_dir: str) -> RuleSet:
         tiers=_tiers(document),
         segments=_segments(document),
         output=_output(document, output),
+        per={name: _expr(document, ("per", name)) for name in data.get("per", {})},
     )
 
 

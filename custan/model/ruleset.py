@@ -40,6 +40,7 @@ class Input:
     api_version: str | None = None
     key_env: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    include_all: bool = False
     base_dir: str = "."
     location: Location | None = None
 
@@ -153,3 +154,5 @@ class RuleSet:
     tiers: dict[str, Tier]
     segments: list[Segment]
     output: Output
+    # Keys that split each customer's metrics row, such as one row per month.
+    per: dict[str, Expr] = field(default_factory=dict)

@@ -17,6 +17,21 @@ from custan.errors import Location, RulesError
 Path = tuple[str | int, ...]
 
 
+class _RulesLoader(yaml.SafeLoader):
+    """SafeLoader that keeps dates and times as text.
+
+    Instants in rules files are parsed by custan (an unquoted 2026-04-01 would
+    otherwise become a date object and fail the schema's string type).
+    """
+
+
+_RulesLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_SCALARS = _RulesLoader("")
+
+
 @dataclass
 class Document:
     """A parsed YAML document and the position of every value in it."""
@@ -48,7 +63,7 @@ def format_path(path: Path) -> str:
 def parse_yaml(text: str, file: str) -> Document:
     """Parse one YAML document; raise RulesError with the line of a syntax error."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_RulesLoader)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
@@ -72,10 +87,8 @@ def _convert(node: yaml.Node, path: Path, document: Document) -> Any:
             _convert(item, path + (index,), document)
             for index, item in enumerate(node.value)
         ]
-    # Scalars go through the safe constructor so that 5 is an int and yes a bool.
-    constructor = yaml.SafeLoader.__new__(yaml.SafeLoader)
-    yaml.SafeLoader.__init__(constructor, "")
-    return constructor.construct_object(node, deep=True)
+    # Scalars go through the safe constructor so that 5 is an int and true a bool.
+    return _SCALARS.construct_object(node, deep=True)
 
 
 def _convert_mapping(node: yaml.MappingNode, path: Path, document: Document) -> dict:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from decimal import Decimal
 from typing import TextIO
@@ -17,6 +18,7 @@ from custan.sinks.text_formats import formatted_rows
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 # Rows beyond this many are left out of the table; other formats write them all.
 MAX_TABLE_ROWS = 1000
+PIPED_WIDTH = 160
 
 
 def format_summary_value(item: SummaryValue) -> str:
@@ -48,8 +50,10 @@ class TableSink:
     name = "table"
 
     def write(self, result: Result, stream: TextIO) -> None:
-        console = Console(file=stream, width=max(100, Console(file=stream).width),
-                          highlight=False)
+        console = Console(file=stream, highlight=False)
+        if not console.is_terminal:
+            # Piped or redirected tables keep whole rows instead of wrapping at 80.
+            console = Console(file=stream, highlight=False, width=PIPED_WIDTH)
         matrix = result.plan.rules.output.matrix
         table = self._matrix(result) if matrix else self._rows(result)
         console.print(table)
@@ -59,10 +63,16 @@ class TableSink:
 
     def _title(self, result: Result) -> str:
         rules = result.plan.rules
-        title = rules.name or rules.file
+        return rules.name or os.path.basename(rules.file)
+
+    def _caption(self, result: Result, shown: int) -> str:
+        caption = f"{result.row_count} rows"
+        if result.row_count > shown:
+            caption = (f"{shown} of {result.row_count} rows shown; "
+                       "use --format csv or --output for all")
         if result.as_of is not None:
-            title += f" (as of {format_instant(result.as_of)})"
-        return title
+            caption += f", as of {format_instant(result.as_of)}"
+        return caption
 
     def _rows(self, result: Result) -> Table:
         table = Table(title=self._title(result))
@@ -75,11 +85,7 @@ class TableSink:
                 break
             table.add_row(*[_cell(v) for v in row])
             shown += 1
-        if result.row_count > shown:
-            table.caption = (f"{shown} of {result.row_count} rows shown; "
-                             "use --format csv or --output for all")
-        else:
-            table.caption = f"{result.row_count} rows"
+        table.caption = self._caption(result, shown)
         return table
 
     def _matrix(self, result: Result) -> Table:
@@ -103,7 +109,8 @@ class TableSink:
                 if column_key not in column_keys:
                     column_keys.append(column_key)
         column_keys.sort(key=_natural)
-        table = Table(title=f"{self._title(result)}: {matrix.value}")
+        table = Table(title=f"{self._title(result)}: {matrix.value}",
+                      caption=self._caption(result, result.row_count))
         table.add_column(f"{matrix.rows} \\ {matrix.columns}")
         for key in column_keys:
             table.add_column(key, justify="right")

@@ -204,7 +204,7 @@ class FileReader:
                 exp.Literal.string(r"\s+"),
             ])
             index = available.index(column_name) + 1
-            return exp.Bracket(this=parts, expressions=[exp.Literal.number(index)])
+            return exp.Bracket(this=parts, expressions=[exp.Literal.number(index)], offset=1)
         if self.files.format in ("jsonl", "json"):
             return _json_text(column_name)
         return sql.cast(exp.column(column_name, RAW, quoted=True), "VARCHAR")

@@ -1,0 +1,187 @@
+"""Bad rules and bad data: one clear message, the right exit code, no output file."""
+
+from __future__ import annotations
+
+import os
+
+from conftest import write_rules, write_transactions
+
+GOOD = """version: 1
+source: {path: tx.csv}
+metrics:
+  total: {agg: sum, of: amount}
+  purchases: {agg: count}
+segments:
+  - name: Big
+    when: total >= 100
+  - name: Small
+"""
+
+
+def good_data(folder):
+    return write_transactions(folder, [
+        ("t1", "payment", "processed", "150.00", "2026-01-01T00:00:00Z", "c", "pm"),
+    ])
+
+
+def run_to_file(custan, folder, rules):
+    output = folder / "out.csv"
+    outcome = custan("run", rules, "-o", output)
+    return outcome, output
+
+
+def test_malformed_yaml_names_line(tmp_path, custan):
+    good_data(tmp_path)
+    rules = write_rules(tmp_path, "version: 1\nmetrics:\n  total: {agg: sum, of: amount\n")
+    outcome, output = run_to_file(custan, tmp_path, rules)
+    assert outcome.code == 2
+    assert f"{rules}:4:1: invalid YAML" in outcome.err
+    assert not output.exists()
+
+
+def test_unknown_name_in_rule(tmp_path, custan):
+    good_data(tmp_path)
+    rules = write_rules(tmp_path, GOOD.replace("total >= 100", "totl >= 100"))
+    outcome, output = run_to_file(custan, tmp_path, rules)
+    assert outcome.code == 2
+    assert f"{rules}:8:11: segments[0].when: unknown name 'totl'" in outcome.err
+    assert "declared names: as_of, customer_id, purchases, total" in outcome.err
+    assert not output.exists()
+
+
+def test_text_compared_with_number(tmp_path, custan):
+    good_data(tmp_path)
+    rules = write_rules(tmp_path, GOOD.replace("total >= 100", "total >= 'high'"))
+    outcome, output = run_to_file(custan, tmp_path, rules)
+    assert outcome.code == 2
+    assert f"{rules}:8:11: segments[0].when: cannot compare money with text" in outcome.err
+    assert not output.exists()
+
+
+def test_schema_violation_names_field(tmp_path, custan):
+    rules = write_rules(tmp_path, GOOD.replace("{agg: count}", "{agg: count, off: id}"))
+    outcome = custan("validate", rules)
+    assert outcome.code == 2
+    assert f"{rules}:5:27: metrics.purchases: unknown key 'off'" in outcome.err
+
+
+def test_missing_column_names_it(tmp_path, custan):
+    (tmp_path / "tx.csv").write_text(
+        "id,type,status,created_at,sender.account_id\nt1,payment,processed,2026-01-01,c\n"
+    )
+    rules = write_rules(tmp_path, GOOD)
+    outcome, output = run_to_file(custan, tmp_path, rules)
+    assert outcome.code == 1
+    assert "tx.csv: missing column 'amount'" in outcome.err
+    assert "columns found: id, type, status, created_at, sender.account_id" in outcome.err
+    assert not output.exists()
+
+
+def test_unparseable_amount_names_row(tmp_path, custan):
+    write_transactions(tmp_path, [
+        ("t1", "payment", "processed", "10.00", "2026-01-01", "c", "pm"),
+        ("t2", "payment", "processed", "12.5O", "2026-01-01", "c", "pm"),
+    ])
+    rules = write_rules(tmp_path, GOOD)
+    outcome, output = run_to_file(custan, tmp_path, rules)
+    assert outcome.code == 1
+    # Row 2 of the data is line 3 of the file, after the header.
+    assert "tx.csv: row 2 (line 3): column 'amount' (amount): cannot parse" in outcome.err
+    assert not output.exists()
+
+
+def test_unparseable_timestamp_names_row(tmp_path, custan):
+    write_transactions(tmp_path, [
+        ("t1", "payment", "processed", "10.00", "yesterday", "c", "pm"),
+    ])
+    rules = write_rules(tmp_path, GOOD)
+    outcome, output = run_to_file(custan, tmp_path, rules)
+    assert outcome.code == 1
+    assert "row 1 (line 2): column 'created_at' (created_at): cannot parse 'yesterday'" in (
+        outcome.err
+    )
+    assert not output.exists()
+
+
+def test_missing_data_file(tmp_path, custan):
+    rules = write_rules(tmp_path, GOOD)
+    outcome, output = run_to_file(custan, tmp_path, rules)
+    assert outcome.code == 1
+    assert f"error: {tmp_path}/tx.csv: data file not found" in outcome.err
+    assert not output.exists()
+
+
+def test_unreadable_data_file(tmp_path, custan):
+    (tmp_path / "tx.parquet").write_bytes(b"\x00\x01 not a parquet file")
+    rules = write_rules(tmp_path, GOOD.replace("tx.csv", "tx.parquet"))
+    outcome, output = run_to_file(custan, tmp_path, rules)
+    assert outcome.code == 1
+    assert "tx.parquet: cannot read parquet data" in outcome.err
+    assert not output.exists()
+
+
+def test_failed_run_keeps_previous_output(tmp_path, custan):
+    good_data(tmp_path)
+    rules = write_rules(tmp_path, GOOD)
+    output = tmp_path / "out.csv"
+    assert custan("run", rules, "-o", output, "-q").code == 0
+    before = output.read_text()
+    (tmp_path / "tx.csv").write_text("id,amount\n")
+    assert custan("run", rules, "-o", output).code == 1
+    assert output.read_text() == before
+    assert [name for name in os.listdir(tmp_path) if name.startswith(".custan-")] == []
+
+
+def test_validate_exits_2_when_any_file_fails(tmp_path, custan):
+    good = write_rules(tmp_path, GOOD, "good.yaml")
+    bad = write_rules(tmp_path, GOOD.replace("version: 1", "version: 3"), "bad.yaml")
+    outcome = custan("validate", good, bad)
+    assert outcome.code == 2
+    assert f"{good}: ok" in outcome.out
+    assert f"{bad}:1:1: version: unsupported version 3" in outcome.err
+
+
+def test_unknown_function_lists_available(tmp_path, custan):
+    rules = write_rules(tmp_path, GOOD.replace("total >= 100", "eval(total) >= 100"))
+    outcome = custan("validate", rules)
+    assert outcome.code == 2
+    assert "unknown function eval(); available: abs, ceil" in outcome.err
+
+
+def test_query_syntax_rejected(tmp_path, custan):
+    rules = write_rules(
+        tmp_path, GOOD.replace("total >= 100", "total >= (select 1)")
+    )
+    outcome = custan("validate", rules)
+    assert outcome.code == 2
+    assert "a query is not allowed in rules" in outcome.err
+
+
+def test_segment_default_must_be_last(tmp_path, custan):
+    text = GOOD.replace("  - name: Small\n", "") + "  - name: Small\n    when: total < 5\n"
+    rules = write_rules(tmp_path, text)
+    outcome = custan("validate", rules)
+    assert outcome.code == 2
+    assert "the last segment is the default and takes no 'when'" in outcome.err
+
+
+def test_cycle_between_derived_values(tmp_path, custan):
+    text = GOOD + "derived:\n  a: b + 1\n  b: a + 1\n"
+    rules = write_rules(tmp_path, text)
+    outcome = custan("validate", rules)
+    assert outcome.code == 2
+    assert "definitions refer to each other in a cycle: a -> b -> a" in outcome.err
+
+
+def test_bad_as_of_option(tmp_path, custan):
+    good_data(tmp_path)
+    rules = write_rules(tmp_path, GOOD)
+    outcome = custan("run", rules, "--as-of", "last tuesday")
+    assert outcome.code == 2
+    assert "--as-of: invalid as_of 'last tuesday'" in outcome.err
+
+
+def test_unknown_option_is_usage_error(tmp_path, custan):
+    outcome = custan("run", "x.yaml", "--colour")
+    assert outcome.code == 2
+    assert "unrecognized arguments: --colour" in outcome.err
