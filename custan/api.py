@@ -7,19 +7,62 @@ from datetime import datetime
 
 from sqlglot import exp
 
+from custan import plugins
 from custan.compiler.plan import Plan, compile_rules
 from custan.engine import Result, connect, execute
+from custan.errors import Location, RulesError
 from custan.model import RuleSet, load_rules
-from custan.sources.file_source import FileSource
 
 
 def make_source(rules: RuleSet, data: str | None = None):
-    """The source a rules file names; ``data`` replaces a file source's path."""
-    if rules.source.kind != "files":
-        from custan.errors import RulesError
+    """Build the source a rules file names; ``data`` replaces a file source's path."""
+    registry = plugins.sources()
+    factory = registry.entries.get(rules.source.kind)
+    if factory is None:
+        kinds = ", ".join(sorted(registry.entries))
+        message = f"unknown source kind '{rules.source.kind}'; available: {kinds}"
+        raise RulesError(message + _failure_note(), rules.source.location)
+    return factory(rules.source, data)
 
-        raise RulesError(f"unknown source kind '{rules.source.kind}'", rules.source.location)
-    return FileSource(rules.source, data)
+
+def compile_with_plugins(rules: RuleSet, *, as_of: str | None = None,
+                         limit: int | None = None, now: datetime | None = None) -> Plan:
+    """Check the file's ``requires``, then compile it with the plugins' registries."""
+    check_requirements(rules)
+    try:
+        return compile_rules(rules, as_of=as_of, limit=limit, now=now,
+                             functions=plugins.function_table(),
+                             aggregates=plugins.aggregates())
+    except RulesError as error:
+        note = _failure_note()
+        if not note or not error.message.startswith("unknown"):
+            raise
+        raise RulesError(error.message + note, error.location) from None
+
+
+def check_requirements(rules: RuleSet) -> None:
+    """Raise RulesError when a distribution in ``requires`` is missing or broken."""
+    location = Location(rules.file, field="requires")
+    missing = plugins.missing_requirements(rules.requires)
+    if missing:
+        names = ", ".join(f"'{name}'" for name in missing)
+        raise RulesError(
+            f"missing required distributions: {names}; install them with "
+            f"'pip install {' '.join(missing)}'",
+            location,
+        )
+    broken = plugins.broken_requirements(rules.requires)
+    if broken:
+        raise RulesError("; ".join(str(problem) for problem in broken), location)
+
+
+def _failure_note() -> str:
+    """Name the plugins that failed to import, since one may provide a missing name."""
+    failures = plugins.import_failures()
+    if not failures:
+        return ""
+    names = ", ".join(f"'{problem.plugin}'" for problem in failures)
+    return f" (plugins that failed to import: {names}; see 'custan plugins')"
 
 
 def run(
@@ -33,21 +76,41 @@ def run(
 ) -> Result:
     """Load (if given a path), compile and run a rules file.
 
+    Plugins' ``before_run`` hooks run before any data is read and their
+    ``after_run`` hooks once the result is ready, before a sink writes it.
+
     Example:
         >>> result = run("rules/rfm.yaml")          # doctest: +SKIP
         >>> [row for batch in result.batches() for row in batch]  # doctest: +SKIP
     """
     if not isinstance(rules, RuleSet):
         rules = load_rules(rules)
-    plan = compile_rules(rules, as_of=as_of, limit=limit, now=now)
+    plan = compile_with_plugins(rules, as_of=as_of, limit=limit, now=now)
     source = source or make_source(rules, data)
-    return execute(plan, source, connect())
+    plugins.call_lifecycle("before_run", rules=rules)
+    result = execute(plan, source, connect())
+    try:
+        plugins.call_lifecycle("after_run", rules=rules, result_summary=summarize(result))
+    except BaseException:
+        result.close()
+        raise
+    return result
+
+
+def summarize(result: Result) -> dict:
+    """Build the ``result_summary`` that ``after_run`` hooks receive."""
+    return {
+        "file": result.plan.rules.file,
+        "rows": result.row_count,
+        "as_of": result.as_of.isoformat() if result.as_of is not None else None,
+        "values": {item.name: item.value for item in result.summary},
+    }
 
 
 def compiled_sql(rules: RuleSet, *, data: str | None = None, as_of: str | None = None,
                  limit: int | None = None, dialect: str = "duckdb") -> str:
     """The query a run would execute, pretty-printed in ``dialect``."""
-    plan: Plan = compile_rules(rules, as_of=as_of, limit=limit)
+    plan: Plan = compile_with_plugins(rules, as_of=as_of, limit=limit)
     try:
         query: exp.Select = make_source(rules, data).describe(plan)
     except Exception:
@@ -55,4 +118,4 @@ def compiled_sql(rules: RuleSet, *, data: str | None = None, as_of: str | None =
     return query.sql(dialect=dialect, pretty=True)
 
 
-__all__ = ["compile_rules", "compiled_sql", "load_rules", "run"]
+__all__ = ["compile_rules", "compile_with_plugins", "compiled_sql", "load_rules", "run"]

@@ -13,17 +13,16 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from custan import __version__
-from custan.api import compiled_sql, run
+from rich.console import Console
+from rich.table import Table
+
+from custan import __version__, plugins
+from custan.api import compile_with_plugins, compiled_sql, run
 from custan.errors import CustanError, UsageError
 from custan.model import load_rules, rules_schema
 from custan.sinks.atomic import open_output
-from custan.sinks.table import TableSink
-from custan.sinks.text_formats import CsvSink, JsonLinesSink, JsonSink
 
 logger = logging.getLogger("custan")
-
-SINKS = {"table": TableSink, "csv": CsvSink, "json": JsonSink, "jsonl": JsonLinesSink}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,16 +37,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"custan {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and the SQL")
+    parser.add_argument("--no-plugins", action="store_true",
+                        help="do not load installed plugins; built-ins still load "
+                             f"(same as {plugins.DISABLE_VARIABLE}=1)")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run_parser = commands.add_parser("run", help="run a rules file and write its rows")
     run_parser.add_argument("rules", help="the rules file (YAML)")
     _add_data_options(run_parser)
-    run_parser.add_argument("--format", choices=sorted(SINKS), default=None,
+    run_parser.add_argument("--format", choices=sorted(plugins.sinks().entries),
+                            default=None,
                             help="output format (default: table on a terminal or "
                                  "without --output, else from the --output suffix)")
     run_parser.add_argument("-o", "--output", help="write to this file instead of "
-                            "standard output; written atomically")
+                            "standard output, written atomically; a plugin's sink may "
+                            "take another destination, such as a URL")
     run_parser.add_argument("-q", "--quiet", action="store_true",
                             help="no progress or notes on standard error")
 
@@ -56,6 +60,13 @@ def build_parser() -> argparse.ArgumentParser:
     validate_parser.add_argument("rules", nargs="+", help="rules files")
 
     commands.add_parser("schema", help="print the JSON Schema of rules files")
+
+    plugins_parser = commands.add_parser(
+        "plugins", help="list installed plugins, their versions and hooks")
+    plugins_parser.add_argument("--format", choices=["table", "json"], default="table",
+                                help="output format (default: table)")
+    plugins_parser.add_argument("--all", action="store_true",
+                                help="include custan's built-in plugin")
 
     sql_parser = commands.add_parser("sql", help="print the compiled query")
     sql_parser.add_argument("rules", help="the rules file (YAML)")
@@ -86,23 +97,29 @@ def _positive(text: str) -> int:
     return value
 
 
-def _sink_name(args: argparse.Namespace) -> str:
+def _sink_name(args: argparse.Namespace, sinks: dict[str, type]) -> str:
     if args.format:
         return args.format
     if args.output:
         suffix = args.output.rsplit(".", 1)[-1].lower()
-        if suffix in SINKS and suffix != "table":
+        if suffix in sinks and suffix != "table":
             return suffix
         raise UsageError(f"cannot tell the format of {args.output!r}; pass --format")
     return "table"
 
 
 def command_run(args: argparse.Namespace) -> int:
-    sink = SINKS[_sink_name(args)]()
+    sinks = plugins.sinks().entries
+    sink_class = sinks[_sink_name(args, sinks)]
+    writes_files = getattr(sink_class, "writes_files", True)
+    sink = sink_class() if writes_files else sink_class(destination=args.output)
     result = run(args.rules, data=args.data, as_of=args.as_of, limit=args.limit)
     try:
-        with open_output(args.output) as stream:
-            sink.write(result, stream)
+        if writes_files:
+            with open_output(args.output) as stream:
+                sink.write(result, stream)
+        else:
+            sink.write(result, sys.stdout)
     finally:
         result.close()
     if args.output and not args.quiet:
@@ -111,12 +128,10 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def command_validate(args: argparse.Namespace) -> int:
-    from custan.compiler.plan import compile_rules
-
     failures = 0
     for path in args.rules:
         try:
-            compile_rules(load_rules(path))
+            compile_with_plugins(load_rules(path))
         except CustanError as error:
             failures += 1
             print(f"error: {error}", file=sys.stderr)
@@ -137,19 +152,38 @@ def command_sql(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_plugins(args: argparse.Namespace) -> int:
+    found = plugins.list_plugins(include_builtin=args.all)
+    if args.format == "json":
+        print(json.dumps([info.as_json() for info in found], indent=2))
+        return 0
+    table = Table(title="custan plugins")
+    for heading in ("name", "distribution", "version", "hooks"):
+        table.add_column(heading)
+    for info in found:
+        hooks = ", ".join(info.hooks) if info.error is None else f"failed: {info.error}"
+        table.add_row(info.name, info.distribution or "", info.version or "", hooks)
+    Console(highlight=False).print(table)
+    return 0
+
+
 COMMANDS = {
     "run": command_run,
     "validate": command_validate,
     "schema": command_schema,
     "sql": command_sql,
+    "plugins": command_plugins,
 }
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    arguments = list(argv if argv is not None else sys.argv[1:])
+    debug = "--debug" in arguments
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                         format="%(name)s: %(message)s")
+    # Plugins' sinks become --format choices, so discovery is settled before parsing.
+    plugins.use_entry_points("--no-plugins" not in arguments)
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)

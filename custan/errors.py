@@ -8,6 +8,7 @@ code the command line uses::
     │   └── UsageError    exit 2: a command-line argument is wrong
     ├── DataError         exit 1: the data cannot be read or has a bad value
     └── RunError          exit 1: the engine or a source failed while running
+        └── PluginError   exit 1: a plugin failed to import or raised in a hook
 """
 
 from __future__ import annotations
@@ -71,3 +72,7 @@ class RunError(CustanError):
     """The engine or a source failed while running a valid rules file."""
 
     exit_code = 1
+
+
+class PluginError(RunError):
+    """A plugin failed to import, or raised inside one of its hooks."""
