@@ -75,7 +75,9 @@ class Result:
         self.connection.close()
 
 
-def execute(plan: Plan, source, connection: duckdb.DuckDBPyConnection | None = None) -> Result:
+def execute(
+    plan: Plan, source, connection: duckdb.DuckDBPyConnection | None = None
+) -> Result:
     """Run ``plan`` with data from ``source`` and return the materialized result."""
     connection = connection or connect()
     query = source.prepare(plan, connection)
@@ -89,18 +91,28 @@ def execute(plan: Plan, source, connection: duckdb.DuckDBPyConnection | None = N
     logger.debug("running query:\n%s", text)
     try:
         connection.execute(text)
-    except (duckdb.ConversionException, duckdb.InvalidInputException,
-            duckdb.OutOfRangeException) as error:
+    except (
+        duckdb.ConversionException,
+        duckdb.InvalidInputException,
+        duckdb.OutOfRangeException,
+    ) as error:
         raise _explain(source, connection, error) from None
     except duckdb.IOException as error:
         raise DataError(f"cannot read the data: {_first_line(error)}") from None
     except duckdb.Error as error:
         raise RunError(f"the query failed: {_first_line(error)}") from None
-    return Result(plan, connection, _as_of(connection), _count(connection),
-                  _summary(plan, connection))
+    return Result(
+        plan,
+        connection,
+        _as_of(connection),
+        _count(connection),
+        _summary(plan, connection),
+    )
 
 
-def _explain(source, connection: duckdb.DuckDBPyConnection, error: duckdb.Error) -> CustanError:
+def _explain(
+    source, connection: duckdb.DuckDBPyConnection, error: duckdb.Error
+) -> CustanError:
     explain = getattr(source, "explain_failure", None)
     if explain is None:
         return DataError(f"a value could not be converted: {_first_line(error)}")
@@ -112,7 +124,9 @@ def _first_line(error: Exception) -> str:
 
 
 def _as_of(connection: duckdb.DuckDBPyConnection) -> datetime | None:
-    query = exp.select(exp.column(AS_OF_COLUMN, quoted=True)).from_(RESULT_TABLE).limit(1)
+    query = (
+        exp.select(exp.column(AS_OF_COLUMN, quoted=True)).from_(RESULT_TABLE).limit(1)
+    )
     try:
         row = connection.execute(query.sql("duckdb")).fetchone()
     except duckdb.BinderException:
@@ -129,4 +143,6 @@ def _summary(plan: Plan, connection: duckdb.DuckDBPyConnection) -> list[SummaryV
     if not plan.summaries:
         return []
     row = connection.execute(summary_query(plan.summaries).sql("duckdb")).fetchone()
-    return [SummaryValue(s.name, value, s.type) for s, value in zip(plan.summaries, row)]
+    return [
+        SummaryValue(s.name, value, s.type) for s, value in zip(plan.summaries, row)
+    ]

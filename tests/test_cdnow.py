@@ -5,7 +5,6 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
-
 from conftest import ROOT
 
 RULES = ROOT / "examples" / "cdnow" / "rfm.yaml"
@@ -13,12 +12,24 @@ RULES = ROOT / "examples" / "cdnow" / "rfm.yaml"
 
 @pytest.fixture(scope="module")
 def cdnow_rows(tmp_path_factory):
-    from custan.cli import main
     import csv
 
+    from custan.cli import main
+
     output = tmp_path_factory.mktemp("cdnow") / "rfm.csv"
-    code = main(["run", str(RULES), "--as-of", "1998-07-01", "--format", "csv",
-                 "-o", str(output), "-q"])
+    code = main(
+        [
+            "run",
+            str(RULES),
+            "--as-of",
+            "1998-07-01",
+            "--format",
+            "csv",
+            "-o",
+            str(output),
+            "-q",
+        ]
+    )
     assert code == 0
     with open(output, newline="") as handle:
         return {row["customer_id"]: row for row in csv.DictReader(handle)}
@@ -28,7 +39,9 @@ def test_cdnow_totals_match_published_figures(cdnow_rows):
     # The log's README: 69,659 transactions by 23,570 customers worth 2,500,315.63.
     assert len(cdnow_rows) == 23570
     assert sum(int(row["purchases"]) for row in cdnow_rows.values()) == 69659
-    assert sum(Decimal(row["total"]) for row in cdnow_rows.values()) == Decimal("2500315.63")
+    assert sum(Decimal(row["total"]) for row in cdnow_rows.values()) == Decimal(
+        "2500315.63"
+    )
 
 
 def test_cdnow_customer_with_one_purchase(cdnow_rows):

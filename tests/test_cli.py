@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import jsonschema
-
 from conftest import ROOT, write_rules, write_transactions
 
 RULES = """version: 1
@@ -31,11 +30,22 @@ output:
 
 
 def sample(folder):
-    write_transactions(folder, [
-        ("t1", "payment", "processed", "150.00", "2026-01-01T10:00:00+02:00", "a", "pm"),
-        ("t2", "payment", "processed", "20.50", "2026-01-02T00:00:00Z", "b", "pm"),
-        ("t3", "payment", "processed", "20.50", "2026-01-03T00:00:00Z", "c", "pm"),
-    ])
+    write_transactions(
+        folder,
+        [
+            (
+                "t1",
+                "payment",
+                "processed",
+                "150.00",
+                "2026-01-01T10:00:00+02:00",
+                "a",
+                "pm",
+            ),
+            ("t2", "payment", "processed", "20.50", "2026-01-02T00:00:00Z", "b", "pm"),
+            ("t3", "payment", "processed", "20.50", "2026-01-03T00:00:00Z", "c", "pm"),
+        ],
+    )
     return write_rules(folder, RULES)
 
 
@@ -86,9 +96,12 @@ def test_data_option_replaces_path(tmp_path, custan):
     rules = sample(tmp_path)
     other = tmp_path / "other"
     other.mkdir()
-    write_transactions(other, [
-        ("t9", "payment", "processed", "5.00", "2026-02-01", "z", "pm"),
-    ])
+    write_transactions(
+        other,
+        [
+            ("t9", "payment", "processed", "5.00", "2026-02-01", "z", "pm"),
+        ],
+    )
     outcome = custan("run", rules, "--data", other / "tx.csv", "--format", "csv")
     assert outcome.out.splitlines()[1:] == ["z,5.00,2026-02-01T00:00:00Z,Small,"]
 
@@ -124,7 +137,10 @@ def test_console_script_runs_main_job():
     # The README's first command, through the installed entry point.
     completed = subprocess.run(
         [sys.executable, "-m", "custan", "run", "rules/rfm.yaml"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert completed.returncode == 0, completed.stderr
     assert "Champions" in completed.stdout

@@ -19,9 +19,12 @@ segments:
 
 
 def good_data(folder):
-    return write_transactions(folder, [
-        ("t1", "payment", "processed", "150.00", "2026-01-01T00:00:00Z", "c", "pm"),
-    ])
+    return write_transactions(
+        folder,
+        [
+            ("t1", "payment", "processed", "150.00", "2026-01-01T00:00:00Z", "c", "pm"),
+        ],
+    )
 
 
 def run_to_file(custan, folder, rules):
@@ -32,7 +35,9 @@ def run_to_file(custan, folder, rules):
 
 def test_malformed_yaml_names_line(tmp_path, custan):
     good_data(tmp_path)
-    rules = write_rules(tmp_path, "version: 1\nmetrics:\n  total: {agg: sum, of: amount\n")
+    rules = write_rules(
+        tmp_path, "version: 1\nmetrics:\n  total: {agg: sum, of: amount\n"
+    )
     outcome, output = run_to_file(custan, tmp_path, rules)
     assert outcome.code == 2
     assert f"{rules}:4:1: invalid YAML" in outcome.err
@@ -54,7 +59,9 @@ def test_text_compared_with_number(tmp_path, custan):
     rules = write_rules(tmp_path, GOOD.replace("total >= 100", "total >= 'high'"))
     outcome, output = run_to_file(custan, tmp_path, rules)
     assert outcome.code == 2
-    assert f"{rules}:8:11: segments[0].when: cannot compare money with text" in outcome.err
+    assert (
+        f"{rules}:8:11: segments[0].when: cannot compare money with text" in outcome.err
+    )
     assert not output.exists()
 
 
@@ -73,32 +80,43 @@ def test_missing_column_names_it(tmp_path, custan):
     outcome, output = run_to_file(custan, tmp_path, rules)
     assert outcome.code == 1
     assert "tx.csv: missing column 'amount'" in outcome.err
-    assert "columns found: id, type, status, created_at, sender.account_id" in outcome.err
+    assert (
+        "columns found: id, type, status, created_at, sender.account_id" in outcome.err
+    )
     assert not output.exists()
 
 
 def test_unparseable_amount_names_row(tmp_path, custan):
-    write_transactions(tmp_path, [
-        ("t1", "payment", "processed", "10.00", "2026-01-01", "c", "pm"),
-        ("t2", "payment", "processed", "12.5O", "2026-01-01", "c", "pm"),
-    ])
+    write_transactions(
+        tmp_path,
+        [
+            ("t1", "payment", "processed", "10.00", "2026-01-01", "c", "pm"),
+            ("t2", "payment", "processed", "12.5O", "2026-01-01", "c", "pm"),
+        ],
+    )
     rules = write_rules(tmp_path, GOOD)
     outcome, output = run_to_file(custan, tmp_path, rules)
     assert outcome.code == 1
     # Row 2 of the data is line 3 of the file, after the header.
-    assert "tx.csv: row 2 (line 3): column 'amount' (amount): cannot parse" in outcome.err
+    assert (
+        "tx.csv: row 2 (line 3): column 'amount' (amount): cannot parse" in outcome.err
+    )
     assert not output.exists()
 
 
 def test_unparseable_timestamp_names_row(tmp_path, custan):
-    write_transactions(tmp_path, [
-        ("t1", "payment", "processed", "10.00", "yesterday", "c", "pm"),
-    ])
+    write_transactions(
+        tmp_path,
+        [
+            ("t1", "payment", "processed", "10.00", "yesterday", "c", "pm"),
+        ],
+    )
     rules = write_rules(tmp_path, GOOD)
     outcome, output = run_to_file(custan, tmp_path, rules)
     assert outcome.code == 1
-    assert "row 1 (line 2): column 'created_at' (created_at): cannot parse 'yesterday'" in (
-        outcome.err
+    assert (
+        "row 1 (line 2): column 'created_at' (created_at): cannot parse 'yesterday'"
+        in (outcome.err)
     )
     assert not output.exists()
 
@@ -149,16 +167,16 @@ def test_unknown_function_lists_available(tmp_path, custan):
 
 
 def test_query_syntax_rejected(tmp_path, custan):
-    rules = write_rules(
-        tmp_path, GOOD.replace("total >= 100", "total >= (select 1)")
-    )
+    rules = write_rules(tmp_path, GOOD.replace("total >= 100", "total >= (select 1)"))
     outcome = custan("validate", rules)
     assert outcome.code == 2
     assert "a query is not allowed in rules" in outcome.err
 
 
 def test_segment_default_must_be_last(tmp_path, custan):
-    text = GOOD.replace("  - name: Small\n", "") + "  - name: Small\n    when: total < 5\n"
+    text = (
+        GOOD.replace("  - name: Small\n", "") + "  - name: Small\n    when: total < 5\n"
+    )
     rules = write_rules(tmp_path, text)
     outcome = custan("validate", rules)
     assert outcome.code == 2

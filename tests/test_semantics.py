@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import duckdb
-
 from conftest import write_rules, write_transactions
 
 RFM_SCORES = """
@@ -39,13 +38,33 @@ def test_recency_edge_is_elapsed_time(tmp_path, custan):
     # as_of 2026-01-31T00:00Z. 29 days 23 hours before is 2026-01-01T01:00Z:
     # floor(29.96) = 29 < 30 scores 5. Exactly 30 days before scores 4.
     # A calendar-date count would call the first one 30 days.
-    write_transactions(tmp_path, [
-        ("t1", "payment", "processed", "5.00", "2026-01-01T01:00:00Z", "almost", "pm"),
-        ("t2", "payment", "processed", "5.00", "2026-01-01T00:00:00Z", "exactly", "pm"),
-    ])
+    write_transactions(
+        tmp_path,
+        [
+            (
+                "t1",
+                "payment",
+                "processed",
+                "5.00",
+                "2026-01-01T01:00:00Z",
+                "almost",
+                "pm",
+            ),
+            (
+                "t2",
+                "payment",
+                "processed",
+                "5.00",
+                "2026-01-01T00:00:00Z",
+                "exactly",
+                "pm",
+            ),
+        ],
+    )
     rules = write_rules(tmp_path, RFM_SCORES)
-    rows = by_customer(custan("run", rules, "--as-of", "2026-01-31T00:00:00Z",
-                              "--format", "csv"))
+    rows = by_customer(
+        custan("run", rules, "--as-of", "2026-01-31T00:00:00Z", "--format", "csv")
+    )
     assert rows["almost"]["days_since_last"] == "29"
     assert rows["almost"]["r"] == "5"
     assert rows["exactly"]["days_since_last"] == "30"
@@ -55,8 +74,10 @@ def test_recency_edge_is_elapsed_time(tmp_path, custan):
 def test_many_cents_reach_threshold_exactly(tmp_path, custan):
     # 10,000 payments of 0.10 are exactly 1000.00, which reaches >= 1000.
     # In binary floating point the same sum is 1000.0000000001588.
-    rows = [("t%d" % i, "payment", "processed", "0.10", "2026-01-01T00:00:00Z", "c", "pm")
-            for i in range(10_000)]
+    rows = [
+        ("t%d" % i, "payment", "processed", "0.10", "2026-01-01T00:00:00Z", "c", "pm")
+        for i in range(10_000)
+    ]
     write_transactions(tmp_path, rows)
     rules = write_rules(tmp_path, RFM_SCORES)
     result = by_customer(custan("run", rules, "--format", "csv"))
@@ -74,12 +95,15 @@ metrics:
   last: {agg: max, of: created_at}
   instants: {agg: count_distinct, of: created_at}
 """
-    write_transactions(tmp_path, [
-        ("t1", "payment", "processed", "1", "2026-01-01T00:00:00Z", "c", "pm"),
-        ("t2", "payment", "processed", "1", "2025-12-31T19:00:00-05:00", "c", "pm"),
-        ("t3", "payment", "processed", "1", "2026-01-01T05:30:00+05:30", "c", "pm"),
-        ("t4", "payment", "processed", "1", "2026-01-01 00:00:00", "c", "pm"),
-    ])
+    write_transactions(
+        tmp_path,
+        [
+            ("t1", "payment", "processed", "1", "2026-01-01T00:00:00Z", "c", "pm"),
+            ("t2", "payment", "processed", "1", "2025-12-31T19:00:00-05:00", "c", "pm"),
+            ("t3", "payment", "processed", "1", "2026-01-01T05:30:00+05:30", "c", "pm"),
+            ("t4", "payment", "processed", "1", "2026-01-01 00:00:00", "c", "pm"),
+        ],
+    )
     rules = write_rules(tmp_path, text)
     row = by_customer(custan("run", rules, "--format", "csv"))["c"]
     assert row["instants"] == "1"
@@ -89,27 +113,37 @@ metrics:
 
 def test_refunds_and_voided_payments_excluded(tmp_path, custan):
     # Only t1 and t4 are processed payments: 100.00 + 40.00.
-    write_transactions(tmp_path, [
-        ("t1", "payment", "processed", "100.00", "2026-01-01T00:00:00Z", "c", "pm"),
-        ("t2", "refund", "processed", "100.00", "2026-01-02T00:00:00Z", "c", "pm"),
-        ("t3", "payment", "voided", "500.00", "2026-01-03T00:00:00Z", "c", "pm"),
-        ("t4", "payment", "processed", "40.00", "2026-01-04T00:00:00Z", "c", "pm"),
-        ("t5", "payment", "declined", "900.00", "2026-01-05T00:00:00Z", "c", "pm"),
-    ])
+    write_transactions(
+        tmp_path,
+        [
+            ("t1", "payment", "processed", "100.00", "2026-01-01T00:00:00Z", "c", "pm"),
+            ("t2", "refund", "processed", "100.00", "2026-01-02T00:00:00Z", "c", "pm"),
+            ("t3", "payment", "voided", "500.00", "2026-01-03T00:00:00Z", "c", "pm"),
+            ("t4", "payment", "processed", "40.00", "2026-01-04T00:00:00Z", "c", "pm"),
+            ("t5", "payment", "declined", "900.00", "2026-01-05T00:00:00Z", "c", "pm"),
+        ],
+    )
     rules = write_rules(tmp_path, RFM_SCORES)
-    row = by_customer(custan("run", rules, "--as-of", "2026-01-10", "--format", "csv"))["c"]
+    row = by_customer(custan("run", rules, "--as-of", "2026-01-10", "--format", "csv"))[
+        "c"
+    ]
     assert row["purchases"] == "2"
     assert row["total"] == "140.00"
     assert row["last_purchase"] == "2026-01-04T00:00:00Z"
 
 
 def test_rows_after_as_of_are_not_counted(tmp_path, custan):
-    write_transactions(tmp_path, [
-        ("t1", "payment", "processed", "10.00", "2026-01-01T00:00:00Z", "c", "pm"),
-        ("t2", "payment", "processed", "99.00", "2026-02-01T00:00:00Z", "c", "pm"),
-    ])
+    write_transactions(
+        tmp_path,
+        [
+            ("t1", "payment", "processed", "10.00", "2026-01-01T00:00:00Z", "c", "pm"),
+            ("t2", "payment", "processed", "99.00", "2026-02-01T00:00:00Z", "c", "pm"),
+        ],
+    )
     rules = write_rules(tmp_path, RFM_SCORES)
-    row = by_customer(custan("run", rules, "--as-of", "2026-01-15", "--format", "csv"))["c"]
+    row = by_customer(custan("run", rules, "--as-of", "2026-01-15", "--format", "csv"))[
+        "c"
+    ]
     assert row["total"] == "10.00"
     assert row["days_since_last"] == "14"
 
@@ -117,10 +151,13 @@ def test_rows_after_as_of_are_not_counted(tmp_path, custan):
 def test_latest_as_of_is_newest_row_of_source(tmp_path, custan):
     # The refund on 01-20 is the newest row, so as_of is 2026-01-20T00:00Z
     # even though filters drop it: the last purchase is 19 days before.
-    write_transactions(tmp_path, [
-        ("t1", "payment", "processed", "10.00", "2026-01-01T00:00:00Z", "c", "pm"),
-        ("t2", "refund", "processed", "10.00", "2026-01-20T00:00:00Z", "c", "pm"),
-    ])
+    write_transactions(
+        tmp_path,
+        [
+            ("t1", "payment", "processed", "10.00", "2026-01-01T00:00:00Z", "c", "pm"),
+            ("t2", "refund", "processed", "10.00", "2026-01-20T00:00:00Z", "c", "pm"),
+        ],
+    )
     rules = write_rules(tmp_path, RFM_SCORES)
     row = by_customer(custan("run", rules, "--format", "csv"))["c"]
     assert row["days_since_last"] == "19"
@@ -136,15 +173,18 @@ source: {path: tx.csv}
 metrics:
   average: {agg: avg, of: amount}
 """
-    write_transactions(tmp_path, [
-        ("t1", "payment", "processed", "0.02", "2026-01-01", "even", "pm"),
-        ("t2", "payment", "processed", "0.03", "2026-01-01", "even", "pm"),
-        ("t3", "payment", "processed", "0.01", "2026-01-01", "odd", "pm"),
-        ("t4", "payment", "processed", "0.02", "2026-01-01", "odd", "pm"),
-        ("t5", "payment", "processed", "3.00", "2026-01-01", "thirds", "pm"),
-        ("t6", "payment", "processed", "3.00", "2026-01-01", "thirds", "pm"),
-        ("t7", "payment", "processed", "4.01", "2026-01-01", "thirds", "pm"),
-    ])
+    write_transactions(
+        tmp_path,
+        [
+            ("t1", "payment", "processed", "0.02", "2026-01-01", "even", "pm"),
+            ("t2", "payment", "processed", "0.03", "2026-01-01", "even", "pm"),
+            ("t3", "payment", "processed", "0.01", "2026-01-01", "odd", "pm"),
+            ("t4", "payment", "processed", "0.02", "2026-01-01", "odd", "pm"),
+            ("t5", "payment", "processed", "3.00", "2026-01-01", "thirds", "pm"),
+            ("t6", "payment", "processed", "3.00", "2026-01-01", "thirds", "pm"),
+            ("t7", "payment", "processed", "4.01", "2026-01-01", "thirds", "pm"),
+        ],
+    )
     rules = write_rules(tmp_path, text)
     rows = by_customer(custan("run", rules, "--format", "csv"))
     assert rows["even"]["average"] == "0.02"
@@ -163,13 +203,16 @@ metrics:
   first_amount: {agg: first, of: amount}
   last_amount: {agg: last, of: amount}
 """
-    write_transactions(tmp_path, [
-        ("t1", "payment", "processed", "7.00", "2026-01-01", "c", "pm_b"),
-        ("t2", "payment", "processed", "5.00", "2026-01-01", "c", "pm_b"),
-        ("t3", "payment", "processed", "9.00", "2026-01-05", "c", "pm_a"),
-        ("t4", "payment", "processed", "8.00", "2026-01-05", "c", "pm_a"),
-        ("t5", "payment", "processed", "6.00", "2026-01-03", "c", "pm_c"),
-    ])
+    write_transactions(
+        tmp_path,
+        [
+            ("t1", "payment", "processed", "7.00", "2026-01-01", "c", "pm_b"),
+            ("t2", "payment", "processed", "5.00", "2026-01-01", "c", "pm_b"),
+            ("t3", "payment", "processed", "9.00", "2026-01-05", "c", "pm_a"),
+            ("t4", "payment", "processed", "8.00", "2026-01-05", "c", "pm_a"),
+            ("t5", "payment", "processed", "6.00", "2026-01-03", "c", "pm_c"),
+        ],
+    )
     rules = write_rules(tmp_path, text)
     row = by_customer(custan("run", rules, "--format", "csv"))["c"]
     assert row["method"] == "pm_a"
@@ -193,10 +236,13 @@ scores:
   f: {of: purchases, quantiles: 5}
 """
     amounts = {"a": "10", "b": "20", "c": "20", "d": "20", "e": "50"}
-    write_transactions(tmp_path, [
-        (f"t{name}", "payment", "processed", amount, "2026-01-01", name, "pm")
-        for name, amount in amounts.items()
-    ])
+    write_transactions(
+        tmp_path,
+        [
+            (f"t{name}", "payment", "processed", amount, "2026-01-01", name, "pm")
+            for name, amount in amounts.items()
+        ],
+    )
     rules = write_rules(tmp_path, text)
     rows = by_customer(custan("run", rules, "--format", "csv"))
     assert [rows[n]["m"] for n in "abcde"] == ["1", "2", "2", "2", "5"]
@@ -215,10 +261,13 @@ metrics:
   first: {agg: min, of: created_at}
   last: {agg: max, of: created_at}
 """
-    write_transactions(tmp_path, [
-        ("t1", "payment", "processed", "1", "2026-07-01 20:00:00", "c", "pm"),
-        ("t2", "payment", "processed", "1", "2026-07-03T00:00:00+00:00", "c", "pm"),
-    ])
+    write_transactions(
+        tmp_path,
+        [
+            ("t1", "payment", "processed", "1", "2026-07-01 20:00:00", "c", "pm"),
+            ("t2", "payment", "processed", "1", "2026-07-03T00:00:00+00:00", "c", "pm"),
+        ],
+    )
     rules = write_rules(tmp_path, text)
     row = by_customer(custan("run", rules, "--format", "csv"))["c"]
     assert row["first"] == "2026-07-02T00:00:00Z"
@@ -229,10 +278,22 @@ def test_json_lines_nested_and_flat_keys(tmp_path, custan):
     # Payload v2 nests sender and writes status as {"value": ...}; v1-style
     # exports use flat dotted keys. Both read the same.
     records = [
-        {"id": "t1", "type": "payment", "status": {"value": "processed"}, "amount": 12.34,
-         "created_at": "2026-01-01T00:00:00Z", "sender": {"account_id": "c", "method_id": "m"}},
-        {"id": "t2", "type": "payment", "status": "processed", "amount": 0.1,
-         "created_at": "2026-01-02T00:00:00Z", "sender.account_id": "c"},
+        {
+            "id": "t1",
+            "type": "payment",
+            "status": {"value": "processed"},
+            "amount": 12.34,
+            "created_at": "2026-01-01T00:00:00Z",
+            "sender": {"account_id": "c", "method_id": "m"},
+        },
+        {
+            "id": "t2",
+            "type": "payment",
+            "status": "processed",
+            "amount": 0.1,
+            "created_at": "2026-01-02T00:00:00Z",
+            "sender.account_id": "c",
+        },
     ]
     (tmp_path / "tx.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n")
     text = RFM_SCORES.replace("tx.csv", "tx.jsonl")
@@ -292,11 +353,14 @@ metrics:
   large: {agg: count, where: amount >= 100}
   refunds: {agg: sum, of: amount, where: "type = 'refund'"}
 """
-    write_transactions(tmp_path, [
-        ("t1", "payment", "processed", "10.00", "2025-12-31T23:59:59Z", "c", "pm"),
-        ("t2", "payment", "processed", "100.00", "2026-01-01T00:00:00Z", "c", "pm"),
-        ("t3", "payment", "processed", "1.00", "2026-03-01T00:00:00Z", "c", "pm"),
-    ])
+    write_transactions(
+        tmp_path,
+        [
+            ("t1", "payment", "processed", "10.00", "2025-12-31T23:59:59Z", "c", "pm"),
+            ("t2", "payment", "processed", "100.00", "2026-01-01T00:00:00Z", "c", "pm"),
+            ("t3", "payment", "processed", "1.00", "2026-03-01T00:00:00Z", "c", "pm"),
+        ],
+    )
     rules = write_rules(tmp_path, text)
     row = by_customer(custan("run", rules, "--format", "csv"))["c"]
     assert row["total"] == "111.00"

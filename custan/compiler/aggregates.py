@@ -34,13 +34,17 @@ class Aggregate:
     accepts: frozenset[Type] | None = None
     summary: str = ""
     payload_function: str | None = None
+    # The value for a customer row with no transactions at all, if it has one.
+    empty: int | None = None
 
 
 def call(name: str, *args: exp.Expression) -> exp.Anonymous:
     return exp.Anonymous(this=name, expressions=list(args))
 
 
-def filtered(aggregate: exp.Expression, condition: exp.Expression | None) -> exp.Expression:
+def filtered(
+    aggregate: exp.Expression, condition: exp.Expression | None
+) -> exp.Expression:
     """Attach ``FILTER (WHERE condition)`` to an aggregate when there is a condition."""
     if condition is None:
         return aggregate
@@ -49,8 +53,9 @@ def filtered(aggregate: exp.Expression, condition: exp.Expression | None) -> exp
 
 def _sum(value, condition):
     # A customer with no matching rows has spent 0, not NULL.
-    return exp.Coalesce(this=filtered(call("sum", value), condition),
-                        expressions=[sql.number(0)])
+    return exp.Coalesce(
+        this=filtered(call("sum", value), condition), expressions=[sql.number(0)]
+    )
 
 
 def _count(value, condition):
@@ -67,7 +72,9 @@ def _count_distinct(value, condition):
 
 def _avg(value, condition):
     total = filtered(call("sum", value), condition)
-    rows = filtered(call("count", value.copy()), condition.copy() if condition else None)
+    rows = filtered(
+        call("count", value.copy()), condition.copy() if condition else None
+    )
     return sql.exact_divide(total, rows)
 
 
@@ -111,19 +118,56 @@ def _integer(value_type: Type) -> Type:
 
 
 BUILTIN_AGGREGATES = [
-    Aggregate("sum", _sum, _same, accepts=NUMERIC, summary="total; 0 with no rows",
-              payload_function="sum"),
-    Aggregate("avg", _avg, _money_or_decimal, accepts=NUMERIC,
-              summary="exact decimal mean (sum / count)"),
-    Aggregate("count", _count, _integer, needs_value=False, summary="number of transactions",
-              payload_function="count"),
-    Aggregate("count_distinct", _count_distinct, _integer, summary="number of distinct values"),
-    Aggregate("min", _extreme("min"), _same, summary="smallest value", payload_function="min"),
-    Aggregate("max", _extreme("max"), _same, summary="largest value", payload_function="max"),
-    Aggregate("first", _picked(latest=False), _same,
-              summary="value of the earliest transaction; ties to the smallest value"),
-    Aggregate("last", _picked(latest=True), _same,
-              summary="value of the latest transaction; ties to the smallest value"),
+    Aggregate(
+        "sum",
+        _sum,
+        _same,
+        accepts=NUMERIC,
+        summary="total; 0 with no rows",
+        payload_function="sum",
+        empty=0,
+    ),
+    Aggregate(
+        "avg",
+        _avg,
+        _money_or_decimal,
+        accepts=NUMERIC,
+        summary="exact decimal mean (sum / count)",
+    ),
+    Aggregate(
+        "count",
+        _count,
+        _integer,
+        needs_value=False,
+        summary="number of transactions",
+        payload_function="count",
+        empty=0,
+    ),
+    Aggregate(
+        "count_distinct",
+        _count_distinct,
+        _integer,
+        summary="number of distinct values",
+        empty=0,
+    ),
+    Aggregate(
+        "min", _extreme("min"), _same, summary="smallest value", payload_function="min"
+    ),
+    Aggregate(
+        "max", _extreme("max"), _same, summary="largest value", payload_function="max"
+    ),
+    Aggregate(
+        "first",
+        _picked(latest=False),
+        _same,
+        summary="value of the earliest transaction; ties to the smallest value",
+    ),
+    Aggregate(
+        "last",
+        _picked(latest=True),
+        _same,
+        summary="value of the latest transaction; ties to the smallest value",
+    ),
 ]
 
 # Compiled by the metrics stage as a ranked subquery, not as one aggregate.

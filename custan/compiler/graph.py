@@ -36,7 +36,7 @@ def assign_levels(
         if name in levels:
             return levels[name]
         if name in visiting:
-            cycle = visiting[visiting.index(name):] + [name]
+            cycle = visiting[visiting.index(name) :] + [name]
             raise RulesError(
                 f"definitions refer to each other in a cycle: {' -> '.join(cycle)}",
                 locations.get(name),

@@ -1,9 +1,10 @@
 """Stage one: filters and per-customer aggregates over the transactions.
 
 Builds the common table expressions that turn the ``transactions`` relation
-into one record per customer: ``evaluation`` (the as_of instant),
-``purchases`` (the filtered rows), one ``metrics_N`` per dependency level and
-one subquery per ``mode`` metric, joined into ``customer_metrics``.
+into one record per customer (or per customer and ``per`` key values):
+``evaluation`` (the as_of instant), ``purchases`` (the filtered rows), one
+``metrics_N`` per dependency level and one subquery per ``mode`` metric, joined
+into ``customer_metrics`` together with the account's signup instant.
 """
 
 from __future__ import annotations
@@ -22,14 +23,19 @@ from custan.compiler.fields import (
 from custan.compiler.graph import assign_levels, referenced_names
 from custan.errors import RulesError
 from custan.expressions.checker import Binding, Scope, compile_expression
-from custan.expressions.functions import TRANSACTION, FunctionTable
+from custan.expressions.functions import TRANSACTION, FunctionTable, Typed
 from custan.expressions.types import Type
 from custan.model.ruleset import Metric, RuleSet
 
 TRANSACTIONS = "transactions"
+ACCOUNTS = "accounts"
 EVALUATION = "evaluation"
 PURCHASES = "purchases"
+SIGNUPS = "signups"
+CUSTOMER_ROWS = "customer_rows"
 CUSTOMER_METRICS = "customer_metrics"
+# The signup instant of the customer's account, when the rules file has accounts.
+ACCOUNT_CREATED_AT = "account_created_at"
 
 
 def column(name: str, table: str | None = None) -> exp.Column:
@@ -39,7 +45,9 @@ def column(name: str, table: str | None = None) -> exp.Column:
 def interval(span: timedelta) -> exp.Interval:
     hours = int(span.total_seconds() // 3600)
     if hours % 24 == 0:
-        return exp.Interval(this=exp.Literal.string(str(hours // 24)), unit=exp.var("DAY"))
+        return exp.Interval(
+            this=exp.Literal.string(str(hours // 24)), unit=exp.var("DAY")
+        )
     return exp.Interval(this=exp.Literal.string(str(hours)), unit=exp.var("HOUR"))
 
 
@@ -63,15 +71,21 @@ class CompiledMetric:
 
 @dataclass
 class MetricsStage:
-    """The CTEs of stage one and the type of every metric column."""
+    """The CTEs of stage one and the type of every column it adds per customer.
+
+    ``types`` holds the ``per`` keys first, then the metrics, then
+    ``account_created_at`` when the rules file reads accounts.
+    """
 
     ctes: list[tuple[str, exp.Select]]
     types: dict[str, Type]
     metrics: dict[str, CompiledMetric] = field(default_factory=dict)
+    keys: dict[str, Type] = field(default_factory=dict)
 
 
-def transaction_scope(functions: FunctionTable, time_zone: str,
-                      metrics: dict[str, Type] | None = None) -> Scope:
+def transaction_scope(
+    functions: FunctionTable, time_zone: str, metrics: dict[str, Type] | None = None
+) -> Scope:
     names = {
         name: Binding(field.type, column(field.column))
         for name, field in TRANSACTION_FIELDS.items()
@@ -90,29 +104,68 @@ def build_metrics_stage(
 ) -> MetricsStage:
     """Compile the filters and metrics of ``rules`` into stage-one CTEs."""
     _check_names(rules)
+    keys = _compile_keys(rules, functions)
+    key_types = {name: typed.type for name, typed in keys.items()}
     levels = _metric_levels(rules)
     compiled: dict[str, CompiledMetric] = {}
     for name in sorted(rules.metrics, key=lambda n: levels[n]):
-        known = {done: item.type for done, item in compiled.items()
-                 if item.level < levels[name]}
-        compiled[name] = _compile_metric(rules, rules.metrics[name], levels[name],
-                                         known, aggregates, functions)
+        known = {
+            done: item.type
+            for done, item in compiled.items()
+            if item.level < levels[name]
+        }
+        compiled[name] = _compile_metric(
+            rules,
+            rules.metrics[name],
+            levels[name],
+            {**key_types, **known},
+            aggregates,
+            functions,
+        )
+    grain = list(keys)
     ctes = [
         (EVALUATION, _evaluation(as_of)),
-        (PURCHASES, _purchases(rules, functions)),
+        (PURCHASES, _purchases(rules, functions, keys)),
     ]
-    ctes += _level_ctes(compiled)
-    ctes.append((CUSTOMER_METRICS, _customer_metrics(compiled)))
-    types = {name: item.type for name, item in compiled.items()}
-    return MetricsStage(ctes, types, compiled)
+    ctes += _level_ctes(compiled, grain)
+    accounts = rules.accounts is not None
+    if accounts:
+        ctes.append((SIGNUPS, _signups()))
+    include_all = accounts and rules.accounts.include_all
+    if include_all:
+        ctes.append((CUSTOMER_ROWS, _customer_rows(grain)))
+    ctes.append(
+        (CUSTOMER_METRICS, _customer_metrics(compiled, grain, accounts, include_all))
+    )
+    types = {**key_types, **{name: item.type for name, item in compiled.items()}}
+    if accounts:
+        types[ACCOUNT_CREATED_AT] = Type.INSTANT
+    return MetricsStage(ctes, types, compiled, key_types)
 
 
 def _check_names(rules: RuleSet) -> None:
     taken = {field.column for field in TRANSACTION_FIELDS.values()} | {AS_OF_COLUMN}
+    taken |= {"segment", "action", ACCOUNT_CREATED_AT}
     for name, metric in rules.metrics.items():
-        if name in taken or name in ("segment", "action"):
-            raise RulesError(f"'{name}' is reserved; choose another metric name",
-                             metric.location)
+        if name in taken:
+            raise RulesError(
+                f"'{name}' is reserved; choose another metric name", metric.location
+            )
+    for name, expr in rules.per.items():
+        if name in taken:
+            raise RulesError(
+                f"'{name}' is reserved; choose another key name", expr.location
+            )
+        if name in rules.metrics:
+            raise RulesError(
+                f"'{name}' is declared twice, as a per key and a metric", expr.location
+            )
+
+
+def _compile_keys(rules: RuleSet, functions: FunctionTable) -> dict[str, Typed]:
+    """The per keys, computed on each purchase from its own fields."""
+    scope = transaction_scope(functions, rules.time_zone)
+    return {name: compile_expression(expr, scope) for name, expr in rules.per.items()}
 
 
 def _metric_levels(rules: RuleSet) -> dict[str, int]:
@@ -143,28 +196,34 @@ def _compile_metric(
     condition = exp.and_(*conditions) if conditions else None
     if metric.agg == MODE:
         if value is None:
-            raise RulesError("mode needs 'of': the field or expression to count",
-                             metric.location)
+            raise RulesError(
+                "mode needs 'of': the field or expression to count", metric.location
+            )
         return CompiledMetric(metric, value.type, level, value.node, condition, None)
     aggregate = aggregates.get(metric.agg)
     if aggregate is None:
         names = ", ".join(sorted([*aggregates, MODE]))
-        raise RulesError(f"unknown aggregate '{metric.agg}'; available: {names}",
-                         metric.location)
+        raise RulesError(
+            f"unknown aggregate '{metric.agg}'; available: {names}", metric.location
+        )
     _check_value(metric, aggregate, value.type if value else None)
     value_type = aggregate.result_type(value.type if value else Type.INTEGER)
-    return CompiledMetric(metric, value_type, level, value.node if value else None,
-                          condition, aggregate)
+    return CompiledMetric(
+        metric, value_type, level, value.node if value else None, condition, aggregate
+    )
 
 
 def _check_value(metric: Metric, aggregate: Aggregate, value_type: Type | None) -> None:
     if aggregate.needs_value and value_type is None:
-        raise RulesError(f"{aggregate.name} needs 'of': the field or expression to aggregate",
-                         metric.location)
+        raise RulesError(
+            f"{aggregate.name} needs 'of': the field or expression to aggregate",
+            metric.location,
+        )
     if value_type is not None and aggregate.accepts is not None:
         if value_type not in aggregate.accepts and value_type is not Type.NULL:
             raise RulesError(
-                f"{aggregate.name} cannot aggregate {value_type} values", metric.location
+                f"{aggregate.name} cannot aggregate {value_type} values",
+                metric.location,
             )
 
 
@@ -178,7 +237,9 @@ def latest_instant() -> exp.Expression:
     return exp.Subquery(this=subquery)
 
 
-def _purchases(rules: RuleSet, functions: FunctionTable) -> exp.Select:
+def _purchases(
+    rules: RuleSet, functions: FunctionTable, keys: dict[str, Typed]
+) -> exp.Select:
     scope = transaction_scope(functions, rules.time_zone)
     conditions: list[exp.Expression] = [
         exp.LTE(this=column("created_at"), expression=column(AS_OF_COLUMN)),
@@ -188,95 +249,214 @@ def _purchases(rules: RuleSet, functions: FunctionTable) -> exp.Select:
         conditions.append(compile_expression(expr, scope, Type.BOOLEAN).node)
     for span in rules.windows:
         conditions.append(window_condition(span))
+    key_values = [
+        exp.alias_(typed.node, name, quoted=True) for name, typed in keys.items()
+    ]
     return (
-        exp.select(exp.Column(this=exp.Star(), table=exp.to_identifier(TRANSACTIONS)),
-                   column(AS_OF_COLUMN, EVALUATION))
+        exp.select(
+            exp.Column(this=exp.Star(), table=exp.to_identifier(TRANSACTIONS)),
+            column(AS_OF_COLUMN, EVALUATION),
+            *key_values,
+        )
         .from_(TRANSACTIONS)
         .join(EVALUATION, join_type="cross")
         .where(exp.and_(*conditions))
     )
 
 
-def _level_ctes(compiled: dict[str, CompiledMetric]) -> list[tuple[str, exp.Select]]:
+def _level_ctes(
+    compiled: dict[str, CompiledMetric], grain: list[str]
+) -> list[tuple[str, exp.Select]]:
     ctes = []
     top = max((item.level for item in compiled.values()), default=1)
     for level in range(1, top + 1):
-        simple = [item for item in compiled.values()
-                  if item.level == level and item.aggregate is not None]
-        ctes.append((f"metrics_{level}", _level_select(level, simple, compiled)))
+        simple = [
+            item
+            for item in compiled.values()
+            if item.level == level and item.aggregate is not None
+        ]
+        ctes.append((f"metrics_{level}", _level_select(level, simple, compiled, grain)))
         for item in compiled.values():
             if item.level == level and item.aggregate is None:
-                ctes.append((f"mode_{item.metric.name}", _mode_select(item, compiled)))
+                ctes.append(
+                    (f"mode_{item.metric.name}", _mode_select(item, compiled, grain))
+                )
     return ctes
 
 
-def _rows_for_level(level: int, compiled: dict[str, CompiledMetric]) -> exp.Select:
+def _table_of(item: CompiledMetric) -> str:
+    """The CTE that holds a metric's column."""
+    if item.aggregate is None:
+        return f"mode_{item.metric.name}"
+    return f"metrics_{item.level}"
+
+
+def _grain_columns(grain: list[str], table: str | None = None) -> list[exp.Column]:
+    """The columns that identify a metrics row: the customer, then the per keys."""
+    return [column(CUSTOMER_COLUMN, table)] + [column(key, table) for key in grain]
+
+
+def _same_row(left: str, right: str, grain: list[str]) -> exp.Expression:
+    """Join condition on the grain; a null per key matches a null key."""
+    conditions: list[exp.Expression] = [
+        exp.EQ(
+            this=column(CUSTOMER_COLUMN, left),
+            expression=column(CUSTOMER_COLUMN, right),
+        )
+    ]
+    conditions += [
+        exp.NullSafeEQ(this=column(key, left), expression=column(key, right))
+        for key in grain
+    ]
+    return exp.and_(*conditions)
+
+
+def _lower_tables(level: int, compiled: dict[str, CompiledMetric]) -> list[str]:
+    tables = [f"metrics_{lower}" for lower in range(1, level)]
+    tables += [
+        _table_of(item)
+        for item in compiled.values()
+        if item.level < level and item.aggregate is None
+    ]
+    return tables
+
+
+def _rows_for_level(
+    level: int, compiled: dict[str, CompiledMetric], grain: list[str]
+) -> exp.Select:
     """The purchases, joined with the metrics of lower levels that this level reads."""
-    rows = exp.select(exp.Star()).from_(PURCHASES)
-    for lower in range(1, level):
-        rows = rows.join(f"metrics_{lower}", using=[CUSTOMER_COLUMN], join_type="left")
-        for item in compiled.values():
-            if item.level == lower and item.aggregate is None:
-                rows = rows.join(f"mode_{item.metric.name}", using=[CUSTOMER_COLUMN],
-                                 join_type="left")
+    lower = [item for item in compiled.values() if item.level < level]
+    projections: list[exp.Expression] = [
+        exp.Column(this=exp.Star(), table=exp.to_identifier(PURCHASES))
+    ]
+    projections += [column(item.metric.name, _table_of(item)) for item in lower]
+    rows = exp.select(*projections).from_(PURCHASES)
+    for table in _lower_tables(level, compiled):
+        rows = rows.join(table, on=_same_row(PURCHASES, table, grain), join_type="left")
     return rows
 
 
-def _level_select(level: int, items: list[CompiledMetric],
-                  compiled: dict[str, CompiledMetric]) -> exp.Select:
-    projections: list[exp.Expression] = [column(CUSTOMER_COLUMN)]
+def _level_select(
+    level: int,
+    items: list[CompiledMetric],
+    compiled: dict[str, CompiledMetric],
+    grain: list[str],
+) -> exp.Select:
+    projections: list[exp.Expression] = list(_grain_columns(grain))
     for item in items:
         assert item.aggregate is not None
         node = item.aggregate.build(item.value, item.condition)
         projections.append(exp.alias_(node, item.metric.name, quoted=True))
-    source = _rows_for_level(level, compiled).subquery("rows")
-    return exp.select(*projections).from_(source).group_by(column(CUSTOMER_COLUMN))
+    source = _rows_for_level(level, compiled, grain).subquery("rows")
+    return exp.select(*projections).from_(source).group_by(*_grain_columns(grain))
 
 
-def _mode_select(item: CompiledMetric, compiled: dict[str, CompiledMetric]) -> exp.Select:
-    """The most frequent non-null value per customer; ties go to the smallest value."""
+def _mode_select(
+    item: CompiledMetric, compiled: dict[str, CompiledMetric], grain: list[str]
+) -> exp.Select:
+    """The most frequent non-null value per metrics row; ties go to the smallest value."""
     name = item.metric.name
     assert item.value is not None
     conditions = [exp.Not(this=exp.Is(this=item.value.copy(), expression=exp.Null()))]
     if item.condition is not None:
         conditions.append(item.condition)
     values = (
-        exp.select(column(CUSTOMER_COLUMN), exp.alias_(item.value, "value", quoted=True))
-        .from_(_rows_for_level(item.level, compiled).subquery("rows"))
+        exp.select(*_grain_columns(grain), exp.alias_(item.value, "value", quoted=True))
+        .from_(_rows_for_level(item.level, compiled, grain).subquery("rows"))
         .where(exp.and_(*conditions))
     )
     position = exp.Window(
         this=exp.Anonymous(this="row_number"),
-        partition_by=[column(CUSTOMER_COLUMN)],
-        order=exp.Order(expressions=[
-            exp.Ordered(this=call("count", exp.Star()), desc=True),
-            exp.Ordered(this=column("value"), desc=False),
-        ]),
+        partition_by=_grain_columns(grain),
+        order=exp.Order(
+            expressions=[
+                exp.Ordered(this=call("count", exp.Star()), desc=True),
+                exp.Ordered(this=column("value"), desc=False),
+            ]
+        ),
         over="OVER",
     )
     counted = (
-        exp.select(column(CUSTOMER_COLUMN), column("value"),
-                   exp.alias_(position, "position", quoted=True))
+        exp.select(
+            *_grain_columns(grain),
+            column("value"),
+            exp.alias_(position, "position", quoted=True),
+        )
         .from_(values.subquery("candidate_values"))
-        .group_by(column(CUSTOMER_COLUMN), column("value"))
+        .group_by(*_grain_columns(grain), column("value"))
     )
     return (
-        exp.select(column(CUSTOMER_COLUMN), exp.alias_(column("value"), name, quoted=True))
+        exp.select(
+            *_grain_columns(grain), exp.alias_(column("value"), name, quoted=True)
+        )
         .from_(counted.subquery("ranked_values"))
         .where(exp.EQ(this=column("position"), expression=exp.Literal.number(1)))
     )
 
 
-def _customer_metrics(compiled: dict[str, CompiledMetric]) -> exp.Select:
-    projections: list[exp.Expression] = [column(CUSTOMER_COLUMN, "metrics_1")]
-    projections += [column(name) for name in compiled]
+def _signups() -> exp.Select:
+    """One signup instant per account id; a repeated id keeps its earliest."""
+    created = exp.alias_(call("min", column("created_at")), "created_at", quoted=True)
+    return exp.select(column("id"), created).from_(ACCOUNTS).group_by(column("id"))
+
+
+def _customer_rows(grain: list[str]) -> exp.Select:
+    """The metrics rows, plus one row with null keys for each account with no purchase."""
+    active = exp.select(*_grain_columns(grain)).from_("metrics_1")
+    bought = (
+        exp.select(exp.Literal.number(1))
+        .from_(PURCHASES)
+        .where(
+            exp.EQ(
+                this=column(CUSTOMER_COLUMN, PURCHASES),
+                expression=column("id", SIGNUPS),
+            )
+        )
+    )
+    idle = (
+        exp.select(
+            exp.alias_(column("id", SIGNUPS), CUSTOMER_COLUMN, quoted=True),
+            *[exp.alias_(exp.Null(), key, quoted=True) for key in grain],
+        )
+        .from_(SIGNUPS)
+        .where(exp.Not(this=exp.Exists(this=bought)))
+    )
+    return exp.union(active, idle, distinct=False)
+
+
+def _metric_column(item: CompiledMetric, include_all: bool) -> exp.Expression:
+    value: exp.Expression = column(item.metric.name, _table_of(item))
+    empty = item.aggregate.empty if item.aggregate is not None else None
+    if include_all and empty is not None:
+        # An account with no purchase has spent 0 and bought 0 times, not NULL.
+        value = exp.Coalesce(this=value, expressions=[exp.Literal.number(empty)])
+    return exp.alias_(value, item.metric.name, quoted=True)
+
+
+def _customer_metrics(
+    compiled: dict[str, CompiledMetric],
+    grain: list[str],
+    accounts: bool,
+    include_all: bool,
+) -> exp.Select:
+    base = CUSTOMER_ROWS if include_all else "metrics_1"
+    projections: list[exp.Expression] = list(_grain_columns(grain, base))
+    projections += [_metric_column(item, include_all) for item in compiled.values()]
     projections.append(column(AS_OF_COLUMN, EVALUATION))
-    query = exp.select(*projections).from_("metrics_1")
+    if accounts:
+        projections.append(
+            exp.alias_(column("created_at", SIGNUPS), ACCOUNT_CREATED_AT, quoted=True)
+        )
+    query = exp.select(*projections).from_(base)
     top = max((item.level for item in compiled.values()), default=1)
-    for level in range(2, top + 1):
-        query = query.join(f"metrics_{level}", using=[CUSTOMER_COLUMN], join_type="left")
-    for item in compiled.values():
-        if item.aggregate is None:
-            query = query.join(f"mode_{item.metric.name}", using=[CUSTOMER_COLUMN],
-                               join_type="left")
-    return query.join(EVALUATION, join_type="cross")
+    tables = [f"metrics_{level}" for level in range(1 if include_all else 2, top + 1)]
+    tables += [_table_of(item) for item in compiled.values() if item.aggregate is None]
+    for table in tables:
+        query = query.join(table, on=_same_row(base, table, grain), join_type="left")
+    query = query.join(EVALUATION, join_type="cross")
+    if accounts:
+        matches = exp.EQ(
+            this=column(CUSTOMER_COLUMN, base), expression=column("id", SIGNUPS)
+        )
+        query = query.join(SIGNUPS, on=matches, join_type="left")
+    return query

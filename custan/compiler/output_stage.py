@@ -14,7 +14,7 @@ from custan.compiler.fields import AS_OF_COLUMN, CUSTOMER_COLUMN
 from custan.compiler.metrics_stage import column
 from custan.compiler.rules_stage import ACTION, SEGMENT, RulesStage, customer_scope
 from custan.errors import RulesError
-from custan.expressions.checker import compile_expression
+from custan.expressions.checker import Binding, compile_expression
 from custan.expressions.functions import GROUP, FunctionTable
 from custan.expressions.types import Type
 from custan.model.ruleset import RuleSet
@@ -47,8 +47,9 @@ class OutputStage:
     summaries: list[Summary]
 
 
-def build_output_stage(rules: RuleSet, stage: RulesStage, functions: FunctionTable,
-                       limit: int | None) -> OutputStage:
+def build_output_stage(
+    rules: RuleSet, stage: RulesStage, functions: FunctionTable, limit: int | None
+) -> OutputStage:
     output = rules.output
     grouped = output.group_by is not None or bool(output.values)
     if grouped:
@@ -62,15 +63,18 @@ def build_output_stage(rules: RuleSet, stage: RulesStage, functions: FunctionTab
     return OutputStage(final, columns, grouped, summaries)
 
 
-def _where(rules: RuleSet, stage: RulesStage, functions: FunctionTable) -> exp.Expression | None:
+def _where(
+    rules: RuleSet, stage: RulesStage, functions: FunctionTable
+) -> exp.Expression | None:
     if rules.output.where is None:
         return None
     scope = customer_scope(stage.types, functions, rules.time_zone)
     return compile_expression(rules.output.where, scope, Type.BOOLEAN).node
 
 
-def _per_customer(rules: RuleSet, stage: RulesStage,
-                  functions: FunctionTable) -> tuple[exp.Select, list[OutputColumn]]:
+def _per_customer(
+    rules: RuleSet, stage: RulesStage, functions: FunctionTable
+) -> tuple[exp.Select, list[OutputColumn]]:
     output = rules.output
     names = output.columns if output.columns is not None else list(stage.declared)
     if output.columns is None and rules.segments:
@@ -78,25 +82,32 @@ def _per_customer(rules: RuleSet, stage: RulesStage,
     for name in names:
         _require_name(rules, name, stage.types, "output.columns")
     columns = [OutputColumn(CUSTOMER_COLUMN, Type.TEXT)]
-    columns += [OutputColumn(name, stage.types[name]) for name in names
-                if name != CUSTOMER_COLUMN]
+    columns += [
+        OutputColumn(name, stage.types[name])
+        for name in names
+        if name != CUSTOMER_COLUMN
+    ]
     projections = [column(c.name) for c in columns] + [column(AS_OF_COLUMN)]
     query = exp.select(*projections).from_(stage.final)
     where = _where(rules, stage, functions)
     if where is not None:
         query = query.where(where)
-    order = _order(rules, stage.types, [CUSTOMER_COLUMN])
+    order = _order(rules, stage.types, [CUSTOMER_COLUMN, *rules.per])
     return query.order_by(*order), columns
 
 
-def _grouped(rules: RuleSet, stage: RulesStage,
-             functions: FunctionTable) -> tuple[exp.Select, list[OutputColumn]]:
+def _grouped(
+    rules: RuleSet, stage: RulesStage, functions: FunctionTable
+) -> tuple[exp.Select, list[OutputColumn]]:
     output = rules.output
     keys = output.group_by or []
     for key in keys:
         _require_name(rules, key, stage.types, "output.group_by")
     scope = customer_scope(stage.types, functions, rules.time_zone, kind=GROUP)
     scope.allow_aggregates = True
+    # as_of is one instant for every row, so a group may read it like a grouped key.
+    same_instant = exp.Anonymous(this="any_value", expressions=[column(AS_OF_COLUMN)])
+    scope.names[AS_OF_COLUMN] = Binding(Type.INSTANT, same_instant)
     columns = [OutputColumn(key, stage.types[key]) for key in keys]
     projections: list[exp.Expression] = [column(key) for key in keys]
     value_types: dict[str, Type] = {}
@@ -120,14 +131,20 @@ def _grouped(rules: RuleSet, stage: RulesStage,
     return (query.order_by(*order) if order else query), columns
 
 
-def _require_name(rules: RuleSet, name: str, types: dict[str, Type], field: str) -> None:
+def _require_name(
+    rules: RuleSet, name: str, types: dict[str, Type], field: str
+) -> None:
     if name not in types:
         known = ", ".join(sorted(types))
-        raise RulesError(f"unknown name '{name}' in {field}; declared names: {known}",
-                         rules.output.location)
+        raise RulesError(
+            f"unknown name '{name}' in {field}; declared names: {known}",
+            rules.output.location,
+        )
 
 
-def _order(rules: RuleSet, types: dict[str, Type], tie_breakers: list[str]) -> list[exp.Ordered]:
+def _order(
+    rules: RuleSet, types: dict[str, Type], tie_breakers: list[str]
+) -> list[exp.Ordered]:
     """The declared sort keys, then the tie-breakers, so that order never depends on input."""
     keys = []
     for name, descending in rules.output.sort:
@@ -140,8 +157,9 @@ def _order(rules: RuleSet, types: dict[str, Type], tie_breakers: list[str]) -> l
     return keys
 
 
-def _summaries(rules: RuleSet, columns: list[OutputColumn],
-               functions: FunctionTable) -> list[Summary]:
+def _summaries(
+    rules: RuleSet, columns: list[OutputColumn], functions: FunctionTable
+) -> list[Summary]:
     types = {c.name: c.type for c in columns}
     scope = customer_scope(types, functions, rules.time_zone, kind=GROUP)
     scope.allow_aggregates = True
@@ -155,6 +173,7 @@ def _summaries(rules: RuleSet, columns: list[OutputColumn],
 def summary_query(summaries: list[Summary]) -> exp.Select:
     """One row with every summary value, computed over the result table."""
     projections = [
-        exp.alias_(summary.node.copy(), summary.name, quoted=True) for summary in summaries
+        exp.alias_(summary.node.copy(), summary.name, quoted=True)
+        for summary in summaries
     ]
     return exp.select(*projections).from_(RESULT_TABLE)

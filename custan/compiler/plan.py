@@ -8,19 +8,25 @@ a source such as Payload fills with pushed-down aggregates.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlglot import exp
 
 from custan.compiler.aggregates import BUILTIN_AGGREGATES, Aggregate
 from custan.compiler.fields import TRANSACTION_FIELDS
 from custan.compiler.metrics_stage import (
+    ACCOUNTS,
     TRANSACTIONS,
     MetricsStage,
     build_metrics_stage,
     latest_instant,
 )
-from custan.compiler.output_stage import OutputColumn, OutputStage, Summary, build_output_stage
+from custan.compiler.output_stage import (
+    OutputColumn,
+    OutputStage,
+    Summary,
+    build_output_stage,
+)
 from custan.compiler.rules_stage import RulesStage, build_rules_stage
 from custan.errors import Location, RulesError
 from custan.expressions import sql
@@ -50,14 +56,18 @@ class Plan:
     def grouped(self) -> bool:
         return self.output.grouped
 
-    def query(self, transactions: exp.Expression | None = None) -> exp.Select:
-        """The whole rules file as one query over ``transactions``.
+    def query(self, transactions: exp.Expression | None = None,
+              accounts: exp.Expression | None = None) -> exp.Select:
+        """The whole rules file as one query over ``transactions`` and ``accounts``.
 
-        Without an argument the query reads a table named ``transactions``.
+        Without an argument the query reads a table named ``transactions``, and
+        a file with accounts reads a table named ``accounts`` (id, created_at).
         """
         ctes: list[tuple[str, exp.Expression]] = []
         if transactions is not None:
             ctes.append((TRANSACTIONS, transactions))
+        if accounts is not None:
+            ctes.append((ACCOUNTS, accounts))
         ctes += self.metrics.ctes
         ctes += self.stage.ctes
         return _with_ctes(self.output.final, ctes)
@@ -108,19 +118,23 @@ def compile_rules(
 
 def parse_instant(text: str) -> datetime:
     """Parse an ISO 8601 instant or date; one without an offset is UTC."""
-    value = datetime.fromisoformat(text.strip().replace(" ", "T", 1) if len(text) > 10 else text)
+    value = datetime.fromisoformat(
+        text.strip().replace(" ", "T", 1) if len(text) > 10 else text
+    )
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
-def as_of_expression(text: str, location: Location, now: datetime | None = None) -> exp.Expression:
+def as_of_expression(
+    text: str, location: Location, now: datetime | None = None
+) -> exp.Expression:
     """The SQL of the evaluation instant: latest, now, or a fixed instant."""
     choice = text.strip().lower()
     if choice == "latest":
         return latest_instant()
     if choice == "now":
-        instant = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+        instant = (now or datetime.now(UTC)).astimezone(UTC)
     else:
         try:
             instant = parse_instant(text)

@@ -44,14 +44,21 @@ class RulesStage:
     declared: list[str]
 
 
-def customer_scope(types: dict[str, Type], functions: FunctionTable, time_zone: str,
-                   kind: str = CUSTOMER) -> Scope:
-    names = {name: Binding(value_type, column(name)) for name, value_type in types.items()}
+def customer_scope(
+    types: dict[str, Type],
+    functions: FunctionTable,
+    time_zone: str,
+    kind: str = CUSTOMER,
+) -> Scope:
+    names = {
+        name: Binding(value_type, column(name)) for name, value_type in types.items()
+    }
     return Scope(kind, names, functions, column(AS_OF_COLUMN), time_zone)
 
 
-def build_rules_stage(rules: RuleSet, metric_types: dict[str, Type],
-                      functions: FunctionTable) -> RulesStage:
+def build_rules_stage(
+    rules: RuleSet, metric_types: dict[str, Type], functions: FunctionTable
+) -> RulesStage:
     """Compile derived values, scores, tiers and segments into stage-two CTEs."""
     definitions = _definitions(rules, metric_types)
     levels = assign_levels(
@@ -74,7 +81,9 @@ def build_rules_stage(rules: RuleSet, metric_types: dict[str, Type],
     return RulesStage(ctes, previous, types, declared)
 
 
-def _definitions(rules: RuleSet, metric_types: dict[str, Type]) -> dict[str, Definition]:
+def _definitions(
+    rules: RuleSet, metric_types: dict[str, Type]
+) -> dict[str, Definition]:
     definitions: dict[str, Definition] = {}
 
     def add(name: str, reads: list[Expr], location: Location | None) -> None:
@@ -93,12 +102,17 @@ def _definitions(rules: RuleSet, metric_types: dict[str, Type]) -> dict[str, Def
     if rules.segments:
         conditions = [s.when for s in rules.segments if s.when is not None]
         add(SEGMENT, conditions, rules.segments[0].location)
-        add(ACTION, [Expr(SEGMENT, rules.segments[0].location)], rules.segments[0].location)
+        add(
+            ACTION,
+            [Expr(SEGMENT, rules.segments[0].location)],
+            rules.segments[0].location,
+        )
     return definitions
 
 
-def _compile(rules: RuleSet, name: str, types: dict[str, Type],
-             functions: FunctionTable) -> tuple[exp.Expression, Type]:
+def _compile(
+    rules: RuleSet, name: str, types: dict[str, Type], functions: FunctionTable
+) -> tuple[exp.Expression, Type]:
     scope = customer_scope(types, functions, rules.time_zone)
     if name in rules.derived:
         typed = compile_expression(rules.derived[name], scope)
@@ -117,7 +131,9 @@ def _compile(rules: RuleSet, name: str, types: dict[str, Type],
 def _numeric(expr: Expr, scope: Scope) -> exp.Expression:
     typed = compile_expression(expr, scope)
     if typed.type not in NUMERIC and typed.type is not Type.NULL:
-        raise RulesError(f"bands need a number, but this is {typed.type}", expr.location)
+        raise RulesError(
+            f"bands need a number, but this is {typed.type}", expr.location
+        )
     return typed.node
 
 
@@ -125,14 +141,18 @@ def _score(rules: RuleSet, name: str, scope: Scope) -> exp.Expression:
     score = rules.scores[name]
     value = _numeric(score.of, scope)
     if score.quantiles is not None:
-        return sql.tie_safe_ntile(score.quantiles, value, descending=score.better == "lower")
+        return sql.tie_safe_ntile(
+            score.quantiles, value, descending=score.better == "lower"
+        )
     return _bands(value, score.bands, exp.Literal.number(score.default))
 
 
 _OPERATORS = {"<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE}
 
 
-def _bands(value: exp.Expression, bands: list[Band], default: exp.Expression) -> exp.Case:
+def _bands(
+    value: exp.Expression, bands: list[Band], default: exp.Expression
+) -> exp.Case:
     """CASE over the bands in order; the first that matches wins."""
     branches = []
     for band in bands:
@@ -161,8 +181,10 @@ def _segment_case(rules: RuleSet, scope: Scope) -> exp.Case:
 def _action_case(rules: RuleSet) -> exp.Expression:
     """The action of the chosen segment, looked up by the segment's name."""
     branches = [
-        exp.If(this=exp.EQ(this=column(SEGMENT), expression=exp.Literal.string(s.name)),
-               true=exp.Literal.string(s.action))
+        exp.If(
+            this=exp.EQ(this=column(SEGMENT), expression=exp.Literal.string(s.name)),
+            true=exp.Literal.string(s.action),
+        )
         for s in rules.segments
         if s.action is not None
     ]

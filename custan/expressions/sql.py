@@ -33,7 +33,9 @@ def scaled_integer(node: exp.Expression, scale: int) -> exp.Expression:
     return cast(exp.Paren(this=product), "HUGEINT")
 
 
-def exact_divide(numerator: exp.Expression, denominator: exp.Expression) -> exp.Expression:
+def exact_divide(
+    numerator: exp.Expression, denominator: exp.Expression
+) -> exp.Expression:
     """Build ``numerator / denominator`` as DECIMAL(38,12); NULL when dividing by 0."""
     top = exp.Mul(
         this=scaled_integer(numerator, OPERAND_SCALE),
@@ -76,7 +78,9 @@ def local_time(instant: exp.Expression, time_zone: str) -> exp.Expression:
     )
 
 
-def window(function: exp.Expression, order: list[exp.Ordered] | None = None) -> exp.Window:
+def window(
+    function: exp.Expression, order: list[exp.Ordered] | None = None
+) -> exp.Window:
     """``function OVER (ORDER BY ...)`` across all rows."""
     spec = exp.Order(expressions=order) if order else None
     return exp.Window(this=function, order=spec, over="OVER")
@@ -86,7 +90,9 @@ def ordered(node: exp.Expression, descending: bool, nulls_first: bool) -> exp.Or
     return exp.Ordered(this=node, desc=descending, nulls_first=nulls_first)
 
 
-def tie_safe_ntile(buckets: int, node: exp.Expression, descending: bool) -> exp.Expression:
+def tie_safe_ntile(
+    buckets: int, node: exp.Expression, descending: bool
+) -> exp.Expression:
     """Bucket 1..n by rank, so that tied values always share a bucket.
 
     bucket = 1 + floor(n * (rank - 1) / row count). SQL NTILE splits ties
@@ -96,7 +102,8 @@ def tie_safe_ntile(buckets: int, node: exp.Expression, descending: bool) -> exp.
     rank = window(exp.Anonymous(this="rank"), [ordered(node, descending, True)])
     rows = window(exp.Anonymous(this="count", expressions=[exp.Star()]))
     spread = exp.Mul(
-        this=number(buckets), expression=exp.Paren(this=exp.Sub(this=rank, expression=number(1)))
+        this=number(buckets),
+        expression=exp.Paren(this=exp.Sub(this=rank, expression=number(1))),
     )
     bucket = exp.IntDiv(this=exp.Paren(this=spread), expression=rows)
     return exp.Add(this=number(1), expression=bucket)

@@ -61,7 +61,11 @@ def arithmetic_result(operator: str, left: Type, right: Type) -> Type | None:
     if not (is_numeric(left) and is_numeric(right)):
         return None
     if operator == "/":
-        return Type.MONEY if left is Type.MONEY and right is not Type.MONEY else Type.DECIMAL
+        return (
+            Type.MONEY
+            if left is Type.MONEY and right is not Type.MONEY
+            else Type.DECIMAL
+        )
     if operator in "+-":
         if Type.MONEY in (left, right):
             return Type.MONEY

@@ -76,10 +76,16 @@ def check_schema(document: Document) -> None:
     path = tuple(error.absolute_path)
     if error.validator == "additionalProperties":
         # Point at the first unexpected key rather than at its parent.
-        extra = [key for key in error.instance if key not in error.schema.get("properties", {})]
+        extra = [
+            key
+            for key in error.instance
+            if key not in error.schema.get("properties", {})
+        ]
         if extra:
             location = document.locate(path + (extra[0],))
-            raise RulesError(_describe(error), replace(location, field=format_path(path)))
+            raise RulesError(
+                _describe(error), replace(location, field=format_path(path))
+            )
     raise RulesError(_describe(error), document.locate(path))
 
 
@@ -104,7 +110,9 @@ def _describe(error: jsonschema.ValidationError) -> str:
         return f"unknown key {', '.join(map(repr, extra))}; expected one of: {allowed}"
     if error.validator == "required":
         return error.message.replace("is a required property", "is required")
-    if error.validator == "pattern" and "duration" in str(error.schema.get("description")):
+    if error.validator == "pattern" and "duration" in str(
+        error.schema.get("description")
+    ):
         return f"{error.instance!r} is not a span such as '90 days' or '12 weeks'"
     if error.validator == "const" and list(error.absolute_path) == ["version"]:
         return f"unsupported version {error.instance!r}; this custan reads version 1"
@@ -129,7 +137,9 @@ def _build(document: Document, base_dir: str) -> RuleSet:
         description=data.get("description"),
         requires=list(data.get("requires", [])),
         source=_input(document, ("source",), base_dir),
-        accounts=_input(document, ("accounts",), base_dir) if "accounts" in data else None,
+        accounts=_input(document, ("accounts",), base_dir)
+        if "accounts" in data
+        else None,
         as_of=str(data.get("as_of", "latest")),
         as_of_location=document.locate(("as_of", "<value>")),
         time_zone=data.get("time_zone", "UTC"),
@@ -137,8 +147,7 @@ def _build(document: Document, base_dir: str) -> RuleSet:
         windows=_windows(document),
         metrics=_metrics(document),
         derived={
-            name: _expr(document, ("derived", name))
-            for name in data.get("derived", {})
+            name: _expr(document, ("derived", name)) for name in data.get("derived", {})
         },
         scores=_scores(document),
         tiers=_tiers(document),
@@ -155,13 +164,19 @@ def _expr(document: Document, path: Path) -> Expr:
     location = document.locate(path + ("<value>",))
     if path and isinstance(path[-1], int):
         location = document.locate(path)
-    return Expr(str(value), Location(location.file, location.line, location.column,
-                                     format_path(path)))
+    return Expr(
+        str(value),
+        Location(location.file, location.line, location.column, format_path(path)),
+    )
 
 
 def _input(document: Document, path: Path, base_dir: str) -> Input:
     section = document.data.get(path[0], {})
-    fields = {key: value for key, value in section.items() if key in Input.__dataclass_fields__}
+    fields = {
+        key: value
+        for key, value in section.items()
+        if key in Input.__dataclass_fields__
+    }
     return Input(**fields, base_dir=base_dir, location=document.locate(path))
 
 
@@ -251,9 +266,13 @@ def _segments(document: Document) -> list[Segment]:
                 document.locate(path + ("when",)),
             )
         if any(segment.name == item["name"] for segment in segments):
-            raise RulesError(f"segment '{item['name']}' is declared twice",
-                             document.locate(path + ("name",)))
-        segments.append(Segment(item["name"], when, item.get("action"), document.locate(path)))
+            raise RulesError(
+                f"segment '{item['name']}' is declared twice",
+                document.locate(path + ("name",)),
+            )
+        segments.append(
+            Segment(item["name"], when, item.get("action"), document.locate(path))
+        )
     return segments
 
 

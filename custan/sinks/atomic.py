@@ -23,7 +23,12 @@ def open_output(path: str | None) -> Iterator[TextIO]:
         return
     folder = os.path.dirname(os.path.abspath(path))
     handle = tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", newline="", dir=folder, prefix=".custan-", suffix=".tmp",
+        "w",
+        encoding="utf-8",
+        newline="",
+        dir=folder,
+        prefix=".custan-",
+        suffix=".tmp",
         delete=False,
     )
     try:

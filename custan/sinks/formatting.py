@@ -6,7 +6,7 @@ decimals keep the output's ``decimals`` places. Instants are ISO 8601 in UTC.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
@@ -31,8 +31,8 @@ def plain_decimal(value: Decimal) -> str:
 def format_instant(value: datetime | date) -> str:
     if isinstance(value, datetime):
         if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        text = value.astimezone(timezone.utc).isoformat()
+            value = value.replace(tzinfo=UTC)
+        text = value.astimezone(UTC).isoformat()
         return text.replace("+00:00", "Z")
     return value.isoformat()
 

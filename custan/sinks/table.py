@@ -12,7 +12,13 @@ from rich.table import Table
 
 from custan.engine import Result, SummaryValue
 from custan.expressions.types import NUMERIC, Type
-from custan.sinks.formatting import format_instant, format_value, plain_decimal, to_decimal, to_text
+from custan.sinks.formatting import (
+    format_instant,
+    format_value,
+    plain_decimal,
+    to_decimal,
+    to_text,
+)
 from custan.sinks.text_formats import formatted_rows
 
 _PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
@@ -68,8 +74,10 @@ class TableSink:
     def _caption(self, result: Result, shown: int) -> str:
         caption = f"{result.row_count} rows"
         if result.row_count > shown:
-            caption = (f"{shown} of {result.row_count} rows shown; "
-                       "use --format csv or --output for all")
+            caption = (
+                f"{shown} of {result.row_count} rows shown; "
+                "use --format csv or --output for all"
+            )
         if result.as_of is not None:
             caption += f", as of {format_instant(result.as_of)}"
         return caption
@@ -102,20 +110,26 @@ class TableSink:
                 record = dict(zip(names, row))
                 row_key = _cell(record[matrix.rows])
                 column_key = _cell(record[matrix.columns])
-                value = format_value(record[matrix.value], types[matrix.value], decimals)
+                value = format_value(
+                    record[matrix.value], types[matrix.value], decimals
+                )
                 cells[(row_key, column_key)] = _cell(value)
                 if row_key not in row_keys:
                     row_keys.append(row_key)
                 if column_key not in column_keys:
                     column_keys.append(column_key)
         column_keys.sort(key=_natural)
-        table = Table(title=f"{self._title(result)}: {matrix.value}",
-                      caption=self._caption(result, result.row_count))
+        table = Table(
+            title=f"{self._title(result)}: {matrix.value}",
+            caption=self._caption(result, result.row_count),
+        )
         table.add_column(f"{matrix.rows} \\ {matrix.columns}")
         for key in column_keys:
             table.add_column(key, justify="right")
         for row_key in row_keys:
-            table.add_row(row_key, *[cells.get((row_key, key), "") for key in column_keys])
+            table.add_row(
+                row_key, *[cells.get((row_key, key), "") for key in column_keys]
+            )
         return table
 
 

@@ -19,6 +19,8 @@ class Source(Protocol):
     any data, for ``custan sql``.
     """
 
-    def prepare(self, plan: Plan, connection: duckdb.DuckDBPyConnection) -> exp.Select: ...
+    def prepare(
+        self, plan: Plan, connection: duckdb.DuckDBPyConnection
+    ) -> exp.Select: ...
 
     def describe(self, plan: Plan) -> exp.Select: ...

@@ -28,8 +28,9 @@ class FileSource:
         finally:
             connection.close()
 
-    def explain_failure(self, connection: duckdb.DuckDBPyConnection,
-                        error: duckdb.Error) -> DataError:
+    def explain_failure(
+        self, connection: duckdb.DuckDBPyConnection, error: duckdb.Error
+    ) -> DataError:
         """Find the first row whose value could not be converted, and name it."""
         tolerant = self.reader.relation(connection, strict=False, with_filename=True)
         raw_columns = self.reader.columns(connection)
@@ -37,27 +38,44 @@ class FileSource:
             column_name = self.reader.field_column(name, raw_columns)
             if column_name is None or name in self.reader.spec.constants:
                 continue
-            found = self._first_bad_row(connection, tolerant, name, column_name, raw_columns)
+            found = self._first_bad_row(
+                connection, tolerant, name, column_name, raw_columns
+            )
             if found is not None:
                 return found
         return self.reader.read_error(error)
 
-    def _first_bad_row(self, connection, tolerant: exp.Select, name: str,
-                       column_name: str, raw_columns: list[str]) -> DataError | None:
+    def _first_bad_row(
+        self,
+        connection,
+        tolerant: exp.Select,
+        name: str,
+        column_name: str,
+        raw_columns: list[str],
+    ) -> DataError | None:
         field = TRANSACTION_FIELDS[name]
         raw = self.reader.raw_value(column_name, raw_columns)
         numbered = tolerant.copy()
         numbered = numbered.select(
             exp.alias_(raw, "raw_value"),
-            exp.alias_(exp.Window(this=exp.Anonymous(this="row_number"), over="OVER"), "row"),
+            exp.alias_(
+                exp.Window(this=exp.Anonymous(this="row_number"), over="OVER"), "row"
+            ),
         )
         query = (
             exp.select("filename", "raw_value", "row")
             .from_(numbered.subquery("checked"))
-            .where(exp.and_(
-                exp.Not(this=exp.Is(this=exp.column("raw_value"), expression=exp.Null())),
-                exp.Is(this=exp.column(field.column, quoted=True), expression=exp.Null()),
-            ))
+            .where(
+                exp.and_(
+                    exp.Not(
+                        this=exp.Is(this=exp.column("raw_value"), expression=exp.Null())
+                    ),
+                    exp.Is(
+                        this=exp.column(field.column, quoted=True),
+                        expression=exp.Null(),
+                    ),
+                )
+            )
             .order_by("row")
             .limit(1)
         )

@@ -50,18 +50,22 @@ def resolve_files(spec: Input, override: str | None = None) -> ResolvedFiles:
     elif spec.path is not None:
         path = os.path.join(spec.base_dir, spec.path)
     else:
-        raise DataError("the source has no path; set source.path or pass --data",
-                        spec.location)
+        raise DataError(
+            "the source has no path; set source.path or pass --data", spec.location
+        )
     file_format = spec.format
     if os.path.isdir(path):
         matches = sorted(
-            os.path.join(path, name) for name in os.listdir(path)
+            os.path.join(path, name)
+            for name in os.listdir(path)
             if os.path.splitext(name)[1].lower() in FORMATS_BY_EXTENSION
         )
         extensions = {os.path.splitext(match)[1].lower() for match in matches}
         if file_format is None and len(extensions) > 1:
-            raise DataError(f"{path}: the folder mixes file types "
-                            f"({', '.join(sorted(extensions))}); set source.format")
+            raise DataError(
+                f"{path}: the folder mixes file types "
+                f"({', '.join(sorted(extensions))}); set source.format"
+            )
     elif any(mark in path for mark in "*?["):
         matches = sorted(glob.glob(path))
     else:
@@ -79,7 +83,9 @@ def resolve_files(spec: Input, override: str | None = None) -> ResolvedFiles:
     return ResolvedFiles(path, matches, file_format)
 
 
-def _read_call(files: ResolvedFiles, spec: Input, with_filename: bool = False) -> exp.Expression:
+def _read_call(
+    files: ResolvedFiles, spec: Input, with_filename: bool = False
+) -> exp.Expression:
     """The DuckDB table function that reads the files as text."""
     paths = exp.Array(expressions=[exp.Literal.string(p) for p in files.paths])
 
@@ -93,13 +99,20 @@ def _read_call(files: ResolvedFiles, spec: Input, with_filename: bool = False) -
         if spec.delimiter:
             options.append(option("delim", exp.Literal.string(spec.delimiter)))
         if spec.column_names:
-            names = exp.Array(expressions=[exp.Literal.string(n) for n in spec.column_names])
+            names = exp.Array(
+                expressions=[exp.Literal.string(n) for n in spec.column_names]
+            )
             options.append(option("names", names))
         function = "read_csv"
     elif files.format == "text" or spec.delimiter == "whitespace":
-        columns = exp.Struct(expressions=[
-            exp.PropertyEQ(this=exp.Literal.string("line"), expression=exp.Literal.string("VARCHAR"))
-        ])
+        columns = exp.Struct(
+            expressions=[
+                exp.PropertyEQ(
+                    this=exp.Literal.string("line"),
+                    expression=exp.Literal.string("VARCHAR"),
+                )
+            ]
+        )
         options += [
             option("columns", columns),
             option("delim", exp.Literal.string("\x1f")),
@@ -147,9 +160,16 @@ class FileReader:
         if self.spec.column_names:
             return list(self.spec.column_names)
         if not self.spec.header:
-            raise DataError(f"{self.files.pattern}: a file without a header needs "
-                            "source.column_names", self.spec.location)
-        read = exp.select(exp.column("line")).from_(_read_call(self.files, self.spec)).limit(1)
+            raise DataError(
+                f"{self.files.pattern}: a file without a header needs "
+                "source.column_names",
+                self.spec.location,
+            )
+        read = (
+            exp.select(exp.column("line"))
+            .from_(_read_call(self.files, self.spec))
+            .limit(1)
+        )
         try:
             row = connection.execute(read.sql("duckdb")).fetchone()
         except duckdb.Error as error:
@@ -166,22 +186,38 @@ class FileReader:
         found = list(keys)
         # Nested objects such as sender: {account_id} offer dotted names too.
         for key in keys:
-            nested = connection.execute(exp.select(exp.Anonymous(
-                this="json_type",
-                expressions=[exp.Literal.string(row[0]), exp.Literal.string(f"$.{key}")],
-            )).sql("duckdb")).fetchone()[0]
+            nested = connection.execute(
+                exp.select(
+                    exp.Anonymous(
+                        this="json_type",
+                        expressions=[
+                            exp.Literal.string(row[0]),
+                            exp.Literal.string(f"$.{key}"),
+                        ],
+                    )
+                ).sql("duckdb")
+            ).fetchone()[0]
             if nested == "OBJECT":
-                inner = connection.execute(exp.select(exp.Anonymous(
-                    this="json_keys",
-                    expressions=[exp.Literal.string(row[0]), exp.Literal.string(f"$.{key}")],
-                )).sql("duckdb")).fetchone()[0]
+                inner = connection.execute(
+                    exp.select(
+                        exp.Anonymous(
+                            this="json_keys",
+                            expressions=[
+                                exp.Literal.string(row[0]),
+                                exp.Literal.string(f"$.{key}"),
+                            ],
+                        )
+                    ).sql("duckdb")
+                ).fetchone()[0]
                 found += [f"{key}.{name}" for name in inner]
         return found
 
     def read_error(self, error: duckdb.Error) -> DataError:
         first_line = str(error).strip().splitlines()[0]
-        return DataError(f"{self.files.pattern}: cannot read {self.files.format} data: "
-                         f"{first_line}", self.spec.location)
+        return DataError(
+            f"{self.files.pattern}: cannot read {self.files.format} data: {first_line}",
+            self.spec.location,
+        )
 
     def field_column(self, name: str, available: list[str]) -> str | None:
         """The file column that holds field ``name``, or None when there is none."""
@@ -199,18 +235,27 @@ class FileReader:
     def raw_value(self, column_name: str, available: list[str]) -> exp.Expression:
         """SQL reading ``column_name`` of the raw rows as text."""
         if self.text_layout:
-            parts = exp.Anonymous(this="string_split_regex", expressions=[
-                exp.Anonymous(this="trim", expressions=[exp.column("line", RAW)]),
-                exp.Literal.string(r"\s+"),
-            ])
+            parts = exp.Anonymous(
+                this="string_split_regex",
+                expressions=[
+                    exp.Anonymous(this="trim", expressions=[exp.column("line", RAW)]),
+                    exp.Literal.string(r"\s+"),
+                ],
+            )
             index = available.index(column_name) + 1
-            return exp.Bracket(this=parts, expressions=[exp.Literal.number(index)], offset=1)
+            return exp.Bracket(
+                this=parts, expressions=[exp.Literal.number(index)], offset=1
+            )
         if self.files.format in ("jsonl", "json"):
             return _json_text(column_name)
         return sql.cast(exp.column(column_name, RAW, quoted=True), "VARCHAR")
 
-    def relation(self, connection: duckdb.DuckDBPyConnection, strict: bool = True,
-                 with_filename: bool = False) -> exp.Select:
+    def relation(
+        self,
+        connection: duckdb.DuckDBPyConnection,
+        strict: bool = True,
+        with_filename: bool = False,
+    ) -> exp.Select:
         """SELECT of the canonical fields, parsed and typed, from the files."""
         available = self.columns(connection)
         projections = []
@@ -228,14 +273,22 @@ class FileReader:
     def _skip_header(self, query: exp.Select) -> exp.Select:
         numbered = exp.Window(this=exp.Anonymous(this="row_number"), over="OVER")
         source = query.args["from_"].this
-        inner = exp.select(exp.Star(), exp.alias_(numbered, "line_number")).from_(source)
+        inner = exp.select(exp.Star(), exp.alias_(numbered, "line_number")).from_(
+            source
+        )
         # Only the first line of each file is a header; one file is the norm here.
-        outer_source = exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(RAW)))
+        outer_source = exp.Subquery(
+            this=inner, alias=exp.TableAlias(this=exp.to_identifier(RAW))
+        )
         query = query.copy()
         query.set("from_", exp.From(this=outer_source))
-        return query.where(exp.GT(this=exp.column("line_number", RAW), expression=sql.number(1)))
+        return query.where(
+            exp.GT(this=exp.column("line_number", RAW), expression=sql.number(1))
+        )
 
-    def _field_sql(self, name: str, available: list[str], strict: bool) -> exp.Expression:
+    def _field_sql(
+        self, name: str, available: list[str], strict: bool
+    ) -> exp.Expression:
         if name in self.spec.constants:
             return _constant(name, self.spec.constants[name])
         column_name = self.field_column(name, available)
@@ -246,9 +299,13 @@ class FileReader:
             raw = _json_status(column_name)
         if name == "amount":
             converter = sql.cast if strict else _try_cast
-            return converter(exp.Anonymous(this="trim", expressions=[raw]), MONEY_SQL_TYPE)
+            return converter(
+                exp.Anonymous(this="trim", expressions=[raw]), MONEY_SQL_TYPE
+            )
         if name == "created_at":
-            return parse_instant_sql(raw, self.spec.date_format, self.spec.time_zone, strict)
+            return parse_instant_sql(
+                raw, self.spec.date_format, self.spec.time_zone, strict
+            )
         return raw
 
     def _missing(self, name: str, available: list[str]) -> exp.Expression:
@@ -283,17 +340,22 @@ def _json_path(name: str) -> str:
 def _json_text(name: str) -> exp.Expression:
     """The text of key ``name``, nested (sender.account_id) or flat ("sender.account_id")."""
     json = exp.column("json", RAW)
-    nested = exp.JSONExtractScalar(this=json, expression=exp.Literal.string(_json_path(name)))
+    nested = exp.JSONExtractScalar(
+        this=json, expression=exp.Literal.string(_json_path(name))
+    )
     if "." not in name:
         return nested
-    flat = exp.JSONExtractScalar(this=json.copy(),
-                                 expression=exp.Literal.string(f'$."{name}"'))
+    flat = exp.JSONExtractScalar(
+        this=json.copy(), expression=exp.Literal.string(f'$."{name}"')
+    )
     return exp.Coalesce(this=nested, expressions=[flat])
 
 
 def _json_status(name: str) -> exp.Expression:
     """Payload v2 writes status as {"value": ...}; v1 writes plain text."""
-    return exp.Coalesce(this=_json_text(f"{name}.value"), expressions=[_json_text(name)])
+    return exp.Coalesce(
+        this=_json_text(f"{name}.value"), expressions=[_json_text(name)]
+    )
 
 
 def _constant(name: str, value) -> exp.Expression:
@@ -303,4 +365,3 @@ def _constant(name: str, value) -> exp.Expression:
     if name == "created_at":
         return sql.cast(text, "TIMESTAMPTZ")
     return text
-

@@ -23,24 +23,32 @@ def _convert(node: exp.Expression, type_text: str, strict: bool) -> exp.Expressi
 def _in_zone(naive: exp.Expression, time_zone: str) -> exp.Expression:
     if time_zone.upper() == "UTC":
         return sql.cast(naive, "TIMESTAMPTZ")
-    return exp.Anonymous(this="timezone", expressions=[exp.Literal.string(time_zone), naive])
+    return exp.Anonymous(
+        this="timezone", expressions=[exp.Literal.string(time_zone), naive]
+    )
 
 
-def parse_instant_sql(raw: exp.Expression, date_format: str | None, time_zone: str,
-                      strict: bool = True) -> exp.Expression:
+def parse_instant_sql(
+    raw: exp.Expression, date_format: str | None, time_zone: str, strict: bool = True
+) -> exp.Expression:
     """SQL that parses ``raw`` text into a TIMESTAMPTZ."""
     text = exp.Anonymous(this="trim", expressions=[raw])
     if date_format is not None:
         name = "strptime" if strict else "try_strptime"
-        naive = exp.Anonymous(this=name, expressions=[text, exp.Literal.string(date_format)])
+        naive = exp.Anonymous(
+            this=name, expressions=[text, exp.Literal.string(date_format)]
+        )
         return _in_zone(naive, time_zone)
     if time_zone.upper() == "UTC":
         # The session zone is UTC, so text without an offset is already UTC.
         return _convert(text, "TIMESTAMPTZ", strict)
     has_offset = exp.Anonymous(
-        this="regexp_matches", expressions=[text.copy(), exp.Literal.string(OFFSET_PATTERN)]
+        this="regexp_matches",
+        expressions=[text.copy(), exp.Literal.string(OFFSET_PATTERN)],
     )
     return exp.Case(
-        ifs=[exp.If(this=has_offset, true=_convert(text.copy(), "TIMESTAMPTZ", strict))],
+        ifs=[
+            exp.If(this=has_offset, true=_convert(text.copy(), "TIMESTAMPTZ", strict))
+        ],
         default=_in_zone(_convert(text.copy(), "TIMESTAMP", strict), time_zone),
     )
