@@ -144,5 +144,6 @@ def _summary(plan: Plan, connection: duckdb.DuckDBPyConnection) -> list[SummaryV
         return []
     row = connection.execute(summary_query(plan.summaries).sql("duckdb")).fetchone()
     return [
-        SummaryValue(s.name, value, s.type) for s, value in zip(plan.summaries, row)
+        SummaryValue(s.name, value, s.type)
+        for s, value in zip(plan.summaries, row, strict=True)
     ]

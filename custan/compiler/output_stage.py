@@ -115,7 +115,8 @@ def _grouped(
         typed = compile_expression(expr, scope)
         if not typed.aggregate:
             raise RulesError(
-                "a grouped value must aggregate the group, such as count(*) or sum(total)",
+                "a grouped value must aggregate the group, "
+                "such as count(*) or sum(total)",
                 expr.location,
             )
         projections.append(exp.alias_(typed.node, name, quoted=True))
@@ -145,7 +146,7 @@ def _require_name(
 def _order(
     rules: RuleSet, types: dict[str, Type], tie_breakers: list[str]
 ) -> list[exp.Ordered]:
-    """The declared sort keys, then the tie-breakers, so that order never depends on input."""
+    """The declared sort keys, then tie-breakers, so order never depends on input."""
     keys = []
     for name, descending in rules.output.sort:
         _require_name(rules, name, types, "output.sort")

@@ -55,10 +55,8 @@ def underline(text: str, column: int | None, width: int = 1) -> str:
 
 
 def _check_size(tree: exp.Expression, text: str, location: Location) -> None:
-    nodes = 0
-    for node in tree.walk():
-        nodes += 1
-        if nodes > MAX_NODES:
+    for count, node in enumerate(tree.walk(), start=1):
+        if count > MAX_NODES:
             raise RulesError(
                 f"the expression is too large (more than {MAX_NODES} parts)", location
             )

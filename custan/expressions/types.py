@@ -66,12 +66,10 @@ def arithmetic_result(operator: str, left: Type, right: Type) -> Type | None:
             if left is Type.MONEY and right is not Type.MONEY
             else Type.DECIMAL
         )
-    if operator in "+-":
-        if Type.MONEY in (left, right):
-            return Type.MONEY
-    elif operator == "*":
-        if (left is Type.MONEY) != (right is Type.MONEY):
-            return Type.MONEY
+    if operator in "+-" and Type.MONEY in (left, right):
+        return Type.MONEY
+    if operator == "*" and (left is Type.MONEY) != (right is Type.MONEY):
+        return Type.MONEY
     if left in (Type.INTEGER, Type.NULL) and right in (Type.INTEGER, Type.NULL):
         return Type.INTEGER
     return Type.DECIMAL

@@ -72,9 +72,11 @@ def parse_yaml(text: str, file: str) -> Document:
         mark = error.problem_mark or error.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
         problem = error.problem or error.context or "invalid YAML"
-        raise RulesError(f"invalid YAML: {problem}", Location(file, line, column))
+        raise RulesError(
+            f"invalid YAML: {problem}", Location(file, line, column)
+        ) from None
     except yaml.YAMLError as error:
-        raise RulesError(f"invalid YAML: {error}", Location(file))
+        raise RulesError(f"invalid YAML: {error}", Location(file)) from None
     document = Document(file, None)
     if node is None:
         raise RulesError("the file is empty", Location(file, 1))

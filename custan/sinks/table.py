@@ -107,7 +107,7 @@ class TableSink:
         column_keys: list[str] = []
         for batch in result.batches():
             for row in batch:
-                record = dict(zip(names, row))
+                record = dict(zip(names, row, strict=True))
                 row_key = _cell(record[matrix.rows])
                 column_key = _cell(record[matrix.columns])
                 value = format_value(

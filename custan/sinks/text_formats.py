@@ -17,7 +17,9 @@ def formatted_rows(result: Result):
     decimals = result.plan.rules.output.decimals
     for batch in result.batches():
         for row in batch:
-            yield [format_value(v, t, decimals) for v, t in zip(row, types)]
+            yield [
+                format_value(v, t, decimals) for v, t in zip(row, types, strict=True)
+            ]
 
 
 def json_value(value: Any) -> str:
@@ -28,7 +30,9 @@ def json_value(value: Any) -> str:
 
 
 def json_object(names: list[str], row: list[Any]) -> str:
-    pairs = (f"{json.dumps(n)}: {json_value(v)}" for n, v in zip(names, row))
+    pairs = (
+        f"{json.dumps(n)}: {json_value(v)}" for n, v in zip(names, row, strict=True)
+    )
     return "{" + ", ".join(pairs) + "}"
 
 

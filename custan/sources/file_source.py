@@ -94,4 +94,7 @@ class FileSource:
         date_format = self.reader.spec.date_format
         if date_format:
             return f"a timestamp in the format {date_format!r}"
-        return "a timestamp (ISO 8601, such as 2024-08-21 13:35:03 or 2024-08-21T13:35:03Z)"
+        return (
+            "a timestamp (ISO 8601, such as 2024-08-21 13:35:03 "
+            "or 2024-08-21T13:35:03Z)"
+        )
