@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--accounts", metavar="PATH",
+                        help="read accounts (id, created_at) from PATH, keeping the rules "
+                             "file's accounts format and column mapping")
     parser.add_argument("--data", metavar="PATH",
                         help="read transactions from PATH (file, glob or folder), keeping "
                              "the rules file's format and column mapping")
@@ -113,7 +116,8 @@ def command_run(args: argparse.Namespace) -> int:
     sink_class = sinks[_sink_name(args, sinks)]
     writes_files = getattr(sink_class, "writes_files", True)
     sink = sink_class() if writes_files else sink_class(destination=args.output)
-    result = run(args.rules, data=args.data, as_of=args.as_of, limit=args.limit)
+    result = run(args.rules, data=args.data, as_of=args.as_of, limit=args.limit,
+                 accounts=args.accounts)
     try:
         if writes_files:
             with open_output(args.output) as stream:
@@ -122,7 +126,7 @@ def command_run(args: argparse.Namespace) -> int:
             sink.write(result, sys.stdout)
     finally:
         result.close()
-    if args.output and not args.quiet:
+    if args.output and writes_files and not args.quiet:
         print(f"wrote {result.row_count} rows to {args.output}", file=sys.stderr)
     return 0
 
@@ -147,7 +151,8 @@ def command_schema(args: argparse.Namespace) -> int:
 
 def command_sql(args: argparse.Namespace) -> int:
     rules = load_rules(args.rules)
-    print(compiled_sql(rules, data=args.data, as_of=args.as_of, limit=args.limit,
+    print(compiled_sql(rules, data=args.data, accounts=args.accounts,
+                       as_of=args.as_of, limit=args.limit,
                        dialect=args.dialect))
     return 0
 
