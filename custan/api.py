@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 from datetime import datetime
 
+import duckdb
 from sqlglot import exp
 
 from custan import plugins
+from custan.compiler.metrics_stage import ACCOUNTS
 from custan.compiler.plan import Plan, compile_rules
 from custan.engine import Result, connect, execute
-from custan.errors import Location, RulesError
+from custan.errors import CustanError, Location, RulesError, UsageError
 from custan.model import RuleSet, load_rules
+from custan.sources.files import AccountReader
 
 
 def make_source(rules: RuleSet, data: str | None = None):
@@ -25,14 +28,24 @@ def make_source(rules: RuleSet, data: str | None = None):
     return factory(rules.source, data)
 
 
-def compile_with_plugins(rules: RuleSet, *, as_of: str | None = None,
-                         limit: int | None = None, now: datetime | None = None) -> Plan:
+def compile_with_plugins(
+    rules: RuleSet,
+    *,
+    as_of: str | None = None,
+    limit: int | None = None,
+    now: datetime | None = None,
+) -> Plan:
     """Check the file's ``requires``, then compile it with the plugins' registries."""
     check_requirements(rules)
     try:
-        return compile_rules(rules, as_of=as_of, limit=limit, now=now,
-                             functions=plugins.function_table(),
-                             aggregates=plugins.aggregates())
+        return compile_rules(
+            rules,
+            as_of=as_of,
+            limit=limit,
+            now=now,
+            functions=plugins.function_table(),
+            aggregates=plugins.aggregates(),
+        )
     except RulesError as error:
         note = _failure_note()
         if not note or not error.message.startswith("unknown"):
@@ -73,9 +86,11 @@ def run(
     limit: int | None = None,
     now: datetime | None = None,
     source=None,
+    accounts: str | None = None,
 ) -> Result:
     """Load (if given a path), compile and run a rules file.
 
+    ``accounts`` replaces the path of the file's accounts input.
     Plugins' ``before_run`` hooks run before any data is read and their
     ``after_run`` hooks once the result is ready, before a sink writes it.
 
@@ -88,13 +103,48 @@ def run(
     plan = compile_with_plugins(rules, as_of=as_of, limit=limit, now=now)
     source = source or make_source(rules, data)
     plugins.call_lifecycle("before_run", rules=rules)
-    result = execute(plan, source, connect())
+    connection = connect()
     try:
-        plugins.call_lifecycle("after_run", rules=rules, result_summary=summarize(result))
+        load_accounts(rules, connection, accounts)
+    except BaseException:
+        connection.close()
+        raise
+    result = execute(plan, source, connection)
+    try:
+        plugins.call_lifecycle(
+            "after_run", rules=rules, result_summary=summarize(result)
+        )
     except BaseException:
         result.close()
         raise
     return result
+
+
+def load_accounts(
+    rules: RuleSet, connection: duckdb.DuckDBPyConnection, path: str | None = None
+) -> None:
+    """Read the file's accounts input into a temporary ``accounts`` table.
+
+    Reading them up front means a bad signup date is reported against the
+    accounts file, not the transactions. Does nothing without an accounts input.
+    """
+    if rules.accounts is None:
+        if path is not None:
+            raise UsageError(
+                f"--accounts was given, but {rules.file} has no accounts input"
+            )
+        return
+    reader = AccountReader(rules.accounts, path)
+    statement = exp.Create(
+        this=exp.to_table(ACCOUNTS),
+        kind="TABLE",
+        properties=exp.Properties(expressions=[exp.TemporaryProperty()]),
+        expression=reader.relation(connection),
+    )
+    try:
+        connection.execute(statement.sql("duckdb"))
+    except duckdb.Error as error:
+        raise reader.read_error(error) from None
 
 
 def summarize(result: Result) -> dict:
@@ -107,15 +157,42 @@ def summarize(result: Result) -> dict:
     }
 
 
-def compiled_sql(rules: RuleSet, *, data: str | None = None, as_of: str | None = None,
-                 limit: int | None = None, dialect: str = "duckdb") -> str:
+def compiled_sql(
+    rules: RuleSet,
+    *,
+    data: str | None = None,
+    as_of: str | None = None,
+    limit: int | None = None,
+    dialect: str = "duckdb",
+    accounts: str | None = None,
+) -> str:
     """The query a run would execute, pretty-printed in ``dialect``."""
     plan: Plan = compile_with_plugins(rules, as_of=as_of, limit=limit)
     try:
         query: exp.Select = make_source(rules, data).describe(plan)
     except Exception:
         query = plan.query()
+    if rules.accounts is not None:
+        query = _with_accounts(query, rules.accounts, accounts)
     return query.sql(dialect=dialect, pretty=True)
+
+
+def _with_accounts(query: exp.Select, spec, path: str | None) -> exp.Select:
+    """Put the accounts relation first among the query's CTEs, when it can be read."""
+    connection = duckdb.connect()
+    try:
+        relation = AccountReader(spec, path).relation(connection)
+    except CustanError:
+        return query
+    finally:
+        connection.close()
+    query = query.copy()
+    ctes = query.args["with_"].expressions
+    ctes.insert(
+        0,
+        exp.CTE(this=relation, alias=exp.TableAlias(this=exp.to_identifier(ACCOUNTS))),
+    )
+    return query
 
 
 __all__ = ["compile_rules", "compile_with_plugins", "compiled_sql", "load_rules", "run"]

@@ -29,6 +29,15 @@ TRANSACTION_FIELDS = {
     ]
 }
 
+# The fields of an accounts file, joined to customers for signup cohorts.
+ACCOUNT_FIELDS = {
+    field.name: field
+    for field in [
+        Field("id", "id", Type.TEXT),
+        Field("created_at", "created_at", Type.INSTANT),
+    ]
+}
+
 # Amounts keep four places inside the engine; output rounds them to cents.
 MONEY_SQL_TYPE = "DECIMAL(18,4)"
 CUSTOMER_COLUMN = "customer_id"

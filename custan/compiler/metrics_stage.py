@@ -354,7 +354,7 @@ def _level_select(
 def _mode_select(
     item: CompiledMetric, compiled: dict[str, CompiledMetric], grain: list[str]
 ) -> exp.Select:
-    """The most frequent non-null value per metrics row; ties go to the smallest value."""
+    """The most frequent non-null value per metrics row; ties go to the smallest."""
     name = item.metric.name
     assert item.value is not None
     conditions = [exp.Not(this=exp.Is(this=item.value.copy(), expression=exp.Null()))]
@@ -401,7 +401,7 @@ def _signups() -> exp.Select:
 
 
 def _customer_rows(grain: list[str]) -> exp.Select:
-    """The metrics rows, plus one row with null keys for each account with no purchase."""
+    """The metrics rows, plus a row with null keys for each account with no purchase."""
     active = exp.select(*_grain_columns(grain)).from_("metrics_1")
     bought = (
         exp.select(exp.Literal.number(1))

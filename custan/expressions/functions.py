@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from sqlglot import exp
 
+from custan.compiler.fields import CUSTOMER_COLUMN
 from custan.expressions import sql
 from custan.expressions.types import NUMERIC, Type, is_numeric, unify
 
@@ -74,8 +75,9 @@ class FunctionTable:
         return self.functions.get(name)
 
 
-def _require(call: Call, args: list[Typed], allowed: frozenset[Type] | set[Type],
-             what: str) -> None:
+def _require(
+    call: Call, args: list[Typed], allowed: frozenset[Type] | set[Type], what: str
+) -> None:
     for index, arg in enumerate(args, start=1):
         if arg.type not in allowed and arg.type is not Type.NULL:
             call.fail(f"argument {index} must be {what}, not {arg.type}")
@@ -104,6 +106,36 @@ def elapsed_days(args: list[Typed], call: Call) -> Typed:
     return Typed(sql.fractional_days(args[0].node, args[1].node), Type.DECIMAL)
 
 
+def months_between(args: list[Typed], call: Call) -> Typed:
+    """Count calendar months from the first instant's month to the second's.
+
+    Only the months matter, not the days: Jan 31 to Feb 1 is 1 month.
+    """
+    _instants(args, call)
+    start = sql.local_time(args[0].node, call.time_zone)
+    end = sql.local_time(args[1].node, call.time_zone)
+    node = exp.Anonymous(
+        this="date_diff", expressions=[exp.Literal.string("month"), start, end]
+    )
+    return Typed(node, Type.INTEGER)
+
+
+def _start_of(unit: str) -> Callable[[list[Typed], Call], Typed]:
+    def compile_call(args: list[Typed], call: Call) -> Typed:
+        _instants(args, call)
+        local = sql.local_time(args[0].node, call.time_zone)
+        start = exp.Anonymous(
+            this="date_trunc", expressions=[exp.Literal.string(unit), local]
+        )
+        # timezone(zone, naive) reads the wall-clock start back as an instant.
+        node = exp.Anonymous(
+            this="timezone", expressions=[exp.Literal.string(call.time_zone), start]
+        )
+        return Typed(node, Type.INSTANT)
+
+    return compile_call
+
+
 def _same_type(sql_class: type[exp.Func]) -> Callable[[list[Typed], Call], Typed]:
     def compile_call(args: list[Typed], call: Call) -> Typed:
         common = unify([arg.type for arg in args])
@@ -111,7 +143,9 @@ def _same_type(sql_class: type[exp.Func]) -> Callable[[list[Typed], Call], Typed
             types = ", ".join(str(arg.type) for arg in args)
             call.fail(f"arguments must share a type, got {types}")
         nodes = [arg.node for arg in args]
-        return Typed(sql_class(this=nodes[0], expressions=nodes[1:]), common or Type.NULL)
+        return Typed(
+            sql_class(this=nodes[0], expressions=nodes[1:]), common or Type.NULL
+        )
 
     return compile_call
 
@@ -130,7 +164,11 @@ def round_number(args: list[Typed], call: Call) -> Typed:
     places = args[1].node if len(args) > 1 else sql.number(0)
     if len(args) > 1 and args[1].type is not Type.INTEGER:
         call.fail("the number of places must be an integer")
-    result = Type.INTEGER if len(args) == 1 and args[0].type is Type.INTEGER else args[0].type
+    result = (
+        Type.INTEGER
+        if len(args) == 1 and args[0].type is Type.INTEGER
+        else args[0].type
+    )
     return Typed(exp.Round(this=args[0].node, decimals=places), result)
 
 
@@ -142,7 +180,9 @@ def nullif(args: list[Typed], call: Call) -> Typed:
 
 def concat(args: list[Typed], call: Call) -> Typed:
     parts = [
-        exp.Coalesce(this=sql.cast(arg.node, "VARCHAR"), expressions=[exp.Literal.string("")])
+        exp.Coalesce(
+            this=sql.cast(arg.node, "VARCHAR"), expressions=[exp.Literal.string("")]
+        )
         for arg in args
     ]
     return Typed(exp.Concat(expressions=parts), Type.TEXT)
@@ -161,14 +201,27 @@ def _iso_day(local: exp.Expression) -> exp.Expression:
     return exp.Anonymous(this="isodow", expressions=[local])
 
 
-def _day_name(local: exp.Expression) -> exp.Expression:
+def day_name(args: list[Typed], call: Call) -> Typed:
+    """Mon … Sun of an instant in the file's zone, or of an ISO day number 1-7.
+
+    A number lets a day chosen by an aggregate be named, as in
+    day_name(floor(peak_slot / 100)); one outside 1-7 has no name (null).
+    """
+    value = args[0]
+    if value.type is Type.INSTANT:
+        number = _iso_day(sql.local_time(value.node, call.time_zone))
+    elif is_numeric(value.type):
+        number = value.node
+    else:
+        call.fail(
+            f"argument 1 must be an instant or a day number 1-7, not {value.type}"
+        )
     names = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
     cases = [
-        exp.If(this=exp.EQ(this=_iso_day(local.copy()), expression=sql.number(day)),
-               true=exp.Literal.string(name))
+        exp.If(this=sql.number(day), true=exp.Literal.string(name))
         for day, name in enumerate(names, start=1)
     ]
-    return exp.Case(ifs=cases)
+    return Typed(exp.Case(this=number, ifs=cases), Type.TEXT)
 
 
 def _strftime(pattern: str) -> Callable[[exp.Expression], exp.Expression]:
@@ -186,8 +239,11 @@ def _direction(call: Call, args: list[Typed], position: int) -> bool:
     if len(args) <= position:
         return False
     literal = call.literal_args[position]
-    if not (isinstance(literal, exp.Literal) and literal.is_string
-            and literal.this.lower() in ("asc", "desc")):
+    if not (
+        isinstance(literal, exp.Literal)
+        and literal.is_string
+        and literal.this.lower() in ("asc", "desc")
+    ):
         call.fail("the order must be the text 'asc' or 'desc'")
     return literal.this.lower() == "desc"
 
@@ -205,10 +261,28 @@ def _ranking(function_name: str, result: Type):
 
 def ntile(args: list[Typed], call: Call) -> Typed:
     buckets = call.literal_args[0]
-    if not (isinstance(buckets, exp.Literal) and buckets.is_int and int(buckets.this) > 0):
+    if not (
+        isinstance(buckets, exp.Literal) and buckets.is_int and int(buckets.this) > 0
+    ):
         call.fail("the first argument must be a positive whole number of buckets")
     descending = _direction(call, args, 2)
-    return Typed(sql.tie_safe_ntile(int(buckets.this), args[1].node, descending), Type.INTEGER)
+    return Typed(
+        sql.tie_safe_ntile(int(buckets.this), args[1].node, descending), Type.INTEGER
+    )
+
+
+def customers_sharing(args: list[Typed], call: Call) -> Typed:
+    """Count distinct customers among rows whose argument values equal this row's."""
+    customers = exp.Anonymous(
+        this="count",
+        expressions=[
+            exp.Distinct(expressions=[exp.column(CUSTOMER_COLUMN, quoted=True)])
+        ],
+    )
+    node = exp.Window(
+        this=customers, partition_by=[arg.node for arg in args], over="OVER"
+    )
+    return Typed(node, Type.INTEGER)
 
 
 def _aggregate(sql_name: str, result: Callable[[Type], Type]):
@@ -248,57 +322,242 @@ def share(args: list[Typed], call: Call) -> Typed:
     return Typed(sql.exact_divide(args[0].node, whole), Type.DECIMAL, aggregate=True)
 
 
+def _value_by(extreme: str):
+    """The value on the row with the smallest (min) or largest (max) key.
+
+    Rows whose key is null are skipped. Rows that tie on the key resolve to the
+    smallest value for min_by and the largest for max_by, so the result never
+    depends on row order.
+    """
+
+    def compile_call(args: list[Typed], call: Call) -> Typed:
+        value, key = args
+        pair = exp.Struct(
+            expressions=[
+                exp.PropertyEQ(this=exp.to_identifier("k"), expression=key.node),
+                exp.PropertyEQ(this=exp.to_identifier("v"), expression=value.node),
+            ]
+        )
+        known = exp.Not(this=exp.Is(this=key.node.copy(), expression=exp.Null()))
+        picked = exp.Filter(
+            this=exp.Anonymous(this=extreme, expressions=[pair]),
+            expression=exp.Where(this=known),
+        )
+        node = exp.Bracket(this=picked, expressions=[exp.Literal.string("v")])
+        return Typed(node, value.type, aggregate=True)
+
+    return compile_call
+
+
 def _same(value_type: Type) -> Type:
     return value_type
 
 
 BUILTIN_FUNCTIONS = [
-    Function("days_between", days_between, 2, 2,
-             summary="whole days of elapsed time from the first instant to the second"),
-    Function("days_since", days_since, 1, 1,
-             summary="whole days of elapsed time from an instant to as_of"),
-    Function("elapsed_days", elapsed_days, 2, 2,
-             summary="exact elapsed days, with the fraction, between two instants"),
-    Function("coalesce", _same_type(exp.Coalesce), 1, 16, summary="the first non-null value"),
+    Function(
+        "days_between",
+        days_between,
+        2,
+        2,
+        summary="whole days of elapsed time from the first instant to the second",
+    ),
+    Function(
+        "days_since",
+        days_since,
+        1,
+        1,
+        summary="whole days of elapsed time from an instant to as_of",
+    ),
+    Function(
+        "elapsed_days",
+        elapsed_days,
+        2,
+        2,
+        summary="exact elapsed days, with the fraction, between two instants",
+    ),
+    Function(
+        "coalesce", _same_type(exp.Coalesce), 1, 16, summary="the first non-null value"
+    ),
     Function("least", _same_type(exp.Least), 2, 16, summary="the smallest argument"),
-    Function("greatest", _same_type(exp.Greatest), 2, 16, summary="the largest argument"),
-    Function("round", round_number, 1, 2, summary="round half away from zero to n places"),
+    Function(
+        "greatest", _same_type(exp.Greatest), 2, 16, summary="the largest argument"
+    ),
+    Function(
+        "round", round_number, 1, 2, summary="round half away from zero to n places"
+    ),
     Function("abs", _numeric_unary(exp.Abs), 1, 1, summary="absolute value"),
     Function("floor", _numeric_unary(exp.Floor), 1, 1, summary="round down"),
     Function("ceil", _numeric_unary(exp.Ceil), 1, 1, summary="round up"),
     Function("nullif", nullif, 2, 2, summary="null when both arguments are equal"),
     Function("concat", concat, 1, 16, summary="join values as text"),
-    Function("hour", _calendar(_hour, Type.INTEGER), 1, 1,
-             summary="hour 0-23 in the rules file's time zone"),
-    Function("day_of_week", _calendar(_iso_day, Type.INTEGER), 1, 1,
-             summary="ISO day of week, 1 = Monday … 7 = Sunday, in the file's time zone"),
-    Function("day_name", _calendar(_day_name, Type.TEXT), 1, 1,
-             summary="Mon … Sun in the rules file's time zone"),
-    Function("month_of", _calendar(_strftime("%Y-%m"), Type.TEXT), 1, 1,
-             summary="calendar month as YYYY-MM in the rules file's time zone"),
-    Function("date_of", _calendar(_strftime("%Y-%m-%d"), Type.TEXT), 1, 1,
-             summary="calendar date as YYYY-MM-DD in the rules file's time zone"),
-    Function("rank", _ranking("rank", Type.INTEGER), 1, 2, frozenset({CUSTOMER}),
-             summary="rank among all customers, 1 = smallest ('desc': largest)"),
-    Function("dense_rank", _ranking("dense_rank", Type.INTEGER), 1, 2, frozenset({CUSTOMER}),
-             summary="rank without gaps among all customers"),
-    Function("percent_rank", _ranking("percent_rank", Type.DECIMAL), 1, 2,
-             frozenset({CUSTOMER}), summary="(rank - 1) / (customers - 1)"),
-    Function("cume_dist", _ranking("cume_dist", Type.DECIMAL), 1, 2, frozenset({CUSTOMER}),
-             summary="share of customers with a value at most this one"),
-    Function("ntile", ntile, 2, 3, frozenset({CUSTOMER}),
-             summary="bucket 1..n by rank; tied values share a bucket"),
-    Function("count", count, 0, 1, frozenset({GROUP}), aggregate=True,
-             summary="rows in the group"),
+    Function(
+        "hour",
+        _calendar(_hour, Type.INTEGER),
+        1,
+        1,
+        summary="hour 0-23 in the rules file's time zone",
+    ),
+    Function(
+        "day_of_week",
+        _calendar(_iso_day, Type.INTEGER),
+        1,
+        1,
+        summary="ISO day of week, 1 = Monday … 7 = Sunday, in the file's time zone",
+    ),
+    Function(
+        "day_name",
+        day_name,
+        1,
+        1,
+        summary="Mon … Sun of an instant in the file's time zone, or of a day 1-7",
+    ),
+    Function(
+        "month_of",
+        _calendar(_strftime("%Y-%m"), Type.TEXT),
+        1,
+        1,
+        summary="calendar month as YYYY-MM in the rules file's time zone",
+    ),
+    Function(
+        "date_of",
+        _calendar(_strftime("%Y-%m-%d"), Type.TEXT),
+        1,
+        1,
+        summary="calendar date as YYYY-MM-DD in the rules file's time zone",
+    ),
+    Function(
+        "months_between",
+        months_between,
+        2,
+        2,
+        summary="calendar months from the first instant's month to the second's, "
+        "in the file's time zone",
+    ),
+    Function(
+        "start_of_day",
+        _start_of("day"),
+        1,
+        1,
+        summary="the instant the day began, in the rules file's time zone",
+    ),
+    Function(
+        "start_of_month",
+        _start_of("month"),
+        1,
+        1,
+        summary="the instant the month began, in the rules file's time zone",
+    ),
+    Function(
+        "rank",
+        _ranking("rank", Type.INTEGER),
+        1,
+        2,
+        frozenset({CUSTOMER}),
+        summary="rank among all customers, 1 = smallest ('desc': largest)",
+    ),
+    Function(
+        "dense_rank",
+        _ranking("dense_rank", Type.INTEGER),
+        1,
+        2,
+        frozenset({CUSTOMER}),
+        summary="rank without gaps among all customers",
+    ),
+    Function(
+        "percent_rank",
+        _ranking("percent_rank", Type.DECIMAL),
+        1,
+        2,
+        frozenset({CUSTOMER}),
+        summary="(rank - 1) / (customers - 1)",
+    ),
+    Function(
+        "cume_dist",
+        _ranking("cume_dist", Type.DECIMAL),
+        1,
+        2,
+        frozenset({CUSTOMER}),
+        summary="share of customers with a value at most this one",
+    ),
+    Function(
+        "ntile",
+        ntile,
+        2,
+        3,
+        frozenset({CUSTOMER}),
+        summary="bucket 1..n by rank; tied values share a bucket",
+    ),
+    Function(
+        "customers_sharing",
+        customers_sharing,
+        0,
+        16,
+        frozenset({CUSTOMER}),
+        summary="distinct customers among rows with the same values of the arguments",
+    ),
+    Function(
+        "count",
+        count,
+        0,
+        1,
+        frozenset({GROUP}),
+        aggregate=True,
+        summary="rows in the group",
+    ),
     Function("sum", total, 1, 1, frozenset({GROUP}), aggregate=True, summary="sum"),
-    Function("avg", average, 1, 1, frozenset({GROUP}), aggregate=True,
-             summary="exact decimal mean"),
-    Function("min", _aggregate("min", _same), 1, 1, frozenset({GROUP}), aggregate=True,
-             summary="smallest value"),
-    Function("max", _aggregate("max", _same), 1, 1, frozenset({GROUP}), aggregate=True,
-             summary="largest value"),
-    Function("share", share, 1, 1, frozenset({GROUP}),
-             summary="a group's aggregate divided by the sum over all groups"),
+    Function(
+        "avg",
+        average,
+        1,
+        1,
+        frozenset({GROUP}),
+        aggregate=True,
+        summary="exact decimal mean",
+    ),
+    Function(
+        "min",
+        _aggregate("min", _same),
+        1,
+        1,
+        frozenset({GROUP}),
+        aggregate=True,
+        summary="smallest value",
+    ),
+    Function(
+        "max",
+        _aggregate("max", _same),
+        1,
+        1,
+        frozenset({GROUP}),
+        aggregate=True,
+        summary="largest value",
+    ),
+    Function(
+        "min_by",
+        _value_by("min"),
+        2,
+        2,
+        frozenset({GROUP}),
+        aggregate=True,
+        summary="value on the row with the smallest key; ties to the smallest value",
+    ),
+    Function(
+        "max_by",
+        _value_by("max"),
+        2,
+        2,
+        frozenset({GROUP}),
+        aggregate=True,
+        summary="value on the row with the largest key; ties to the largest value",
+    ),
+    Function(
+        "share",
+        share,
+        1,
+        1,
+        frozenset({GROUP}),
+        summary="a group's aggregate divided by the sum over all groups",
+    ),
 ]
 
 
@@ -309,5 +568,12 @@ def builtin_table() -> FunctionTable:
     return table
 
 
-__all__ = ["Call", "Function", "FunctionError", "FunctionTable", "Typed", "builtin_table",
-           "is_numeric"]
+__all__ = [
+    "Call",
+    "Function",
+    "FunctionError",
+    "FunctionTable",
+    "Typed",
+    "builtin_table",
+    "is_numeric",
+]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import duckdb
 from sqlglot import exp
 
-from custan.compiler.fields import MONEY_SQL_TYPE, TRANSACTION_FIELDS
+from custan.compiler.fields import ACCOUNT_FIELDS, MONEY_SQL_TYPE, TRANSACTION_FIELDS
 from custan.errors import DataError
 from custan.expressions import sql
 from custan.model.ruleset import Input
@@ -136,6 +136,8 @@ def _read_call(
 class FileReader:
     """Builds the relation of canonical transaction columns from files."""
 
+    fields = TRANSACTION_FIELDS
+
     def __init__(self, spec: Input, override: str | None = None) -> None:
         self.spec = spec
         self.files = resolve_files(spec, override)
@@ -225,7 +227,8 @@ class FileReader:
         if mapped is not None:
             if mapped not in available:
                 raise DataError(
-                    f"{self.files.pattern}: column '{mapped}' (mapped to {name}) not found; "
+                    f"{self.files.pattern}: column '{mapped}' (mapped to {name}) "
+                    "not found; "
                     f"columns found: {', '.join(available)}",
                     self.spec.location,
                 )
@@ -259,7 +262,7 @@ class FileReader:
         """SELECT of the canonical fields, parsed and typed, from the files."""
         available = self.columns(connection)
         projections = []
-        for name, field in TRANSACTION_FIELDS.items():
+        for name, field in self.fields.items():
             node = self._field_sql(name, available, strict)
             projections.append(exp.alias_(node, field.column, quoted=True))
         if with_filename:
@@ -338,7 +341,7 @@ def _json_path(name: str) -> str:
 
 
 def _json_text(name: str) -> exp.Expression:
-    """The text of key ``name``, nested (sender.account_id) or flat ("sender.account_id")."""
+    """The text of key ``name``, nested or flat ("sender.account_id" as one key)."""
     json = exp.column("json", RAW)
     nested = exp.JSONExtractScalar(
         this=json, expression=exp.Literal.string(_json_path(name))
@@ -365,3 +368,24 @@ def _constant(name: str, value) -> exp.Expression:
     if name == "created_at":
         return sql.cast(text, "TIMESTAMPTZ")
     return text
+
+
+class AccountReader(FileReader):
+    """Builds the relation of account ids and signup instants from files."""
+
+    fields = ACCOUNT_FIELDS
+
+    def __init__(self, spec: Input, override: str | None = None) -> None:
+        if override is None and spec.path is None:
+            raise DataError(
+                "the accounts input has no path; set accounts.path or pass --accounts",
+                spec.location,
+            )
+        super().__init__(spec, override)
+
+    def _missing(self, name: str, available: list[str]) -> exp.Expression:
+        raise DataError(
+            f"{self.files.pattern}: missing column '{name}' in the accounts; columns "
+            f"found: {', '.join(available) or 'none'}. Map it under accounts.columns",
+            self.spec.location,
+        )
