@@ -1,0 +1,273 @@
+"""HTTP client for Payload's list queries: paging, retries and error messages.
+
+Every request sends the secret key as the HTTP Basic username and an
+``X-API-Version`` header. The key never appears in a log line or an error.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import httpx
+
+from custan.errors import DataError, RunError
+
+logger = logging.getLogger("custan.sources.payload")
+
+DEFAULT_URL = "https://api.payload.com"
+DEFAULT_VERSION = "v2"
+RETRIED_STATUSES = frozenset({429, 503})
+
+Params = list[tuple[str, str]]
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how long to retry a request that failed for a passing reason.
+
+    The wait before retry n (from 0) is a random time up to
+    ``base_seconds * 2**n``, capped at ``max_wait_seconds``; a ``Retry-After``
+    header replaces it. No retry starts once ``total_seconds`` have passed.
+    """
+
+    attempts: int = 6
+    base_seconds: float = 0.5
+    max_wait_seconds: float = 30.0
+    total_seconds: float = 120.0
+
+    def backoff(self, retry: int) -> float:
+        ceiling = min(self.max_wait_seconds, self.base_seconds * 2**retry)
+        return random.uniform(ceiling / 2, ceiling)
+
+
+DEFAULT_RETRY = RetryPolicy()
+
+
+class _Secret:
+    """A string that prints as asterisks, so a repr or a log cannot leak it."""
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "'********'"
+
+
+class _Retryable(Exception):
+    """A failure worth another attempt, with the server's requested wait if any."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class PayloadClient:
+    """Sends list queries to one Payload API and reads their rows.
+
+    Example:
+        >>> client = PayloadClient(url, key, "v2", "PAYLOAD_API_KEY")
+        >>> params = [("fields[0]", "id"), ("order_by[0]", "id")]
+        >>> for page in client.pages("transactions", params):  # doctest: +SKIP
+        ...     print(len(page))
+    """
+
+    def __init__(
+        self,
+        url: str,
+        key: str,
+        api_version: str,
+        key_env: str,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout: float = 60.0,
+        page_size: int = 5000,
+        max_in_flight: int = 4,
+    ) -> None:
+        self.url = url
+        self.api_version = api_version
+        self.key_env = key_env
+        self.retry = retry or DEFAULT_RETRY
+        self.page_size = page_size
+        self.max_in_flight = max_in_flight
+        self._key = _Secret(key)
+        self._http = httpx.Client(
+            base_url=url,
+            auth=httpx.BasicAuth(key, ""),
+            headers={"X-API-Version": api_version, "Accept": "application/json"},
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=max_in_flight),
+        )
+
+    def __repr__(self) -> str:
+        return f"<PayloadClient url={self.url!r} api_version={self.api_version!r}>"
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> PayloadClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def list(self, resource: str, params: Params) -> list[Row]:
+        """Send one list request and return its rows, retrying passing failures."""
+        started = time.monotonic()
+        for attempt in range(self.retry.attempts):
+            try:
+                return self._request(resource, params)
+            except _Retryable as failure:
+                wait_seconds = self._wait_before_retry(failure, attempt, started)
+                logger.warning(
+                    "GET /%s failed (%s); retry %d of %d in %.1f s",
+                    resource,
+                    failure,
+                    attempt + 1,
+                    self.retry.attempts - 1,
+                    wait_seconds,
+                )
+                time.sleep(wait_seconds)
+        raise AssertionError("unreachable: the last attempt raises")
+
+    def pages(
+        self,
+        resource: str,
+        params: Params,
+        on_rows: Callable[[int], None] | None = None,
+    ) -> Iterator[list[Row]]:
+        """Yield every page of a query in order, until the server returns an empty one.
+
+        ``params`` must hold an ``order_by`` that makes the order stable, or
+        pages could overlap. Up to ``max_in_flight`` pages are requested at
+        once; the window starts at one page and doubles after each full page,
+        so a short result costs two requests.
+        """
+        size = self.page_size
+        with ThreadPoolExecutor(max_workers=self.max_in_flight) as pool:
+            pending: dict[int, Future[list[Row]]] = {}
+            next_offset, window, finished = 0, 1, False
+            while True:
+                while not finished and len(pending) < window:
+                    page_params = [
+                        *params,
+                        ("limit", str(size)),
+                        ("offset", str(next_offset)),
+                    ]
+                    pending[next_offset] = pool.submit(self.list, resource, page_params)
+                    next_offset += size
+                if not pending:
+                    return
+                first = min(pending)
+                try:
+                    rows = pending.pop(first).result()
+                except BaseException:
+                    for future in pending.values():
+                        future.cancel()
+                    raise
+                if not rows:
+                    finished = True
+                    for future in pending.values():
+                        future.cancel()
+                    pending.clear()
+                    continue
+                if on_rows is not None:
+                    on_rows(len(rows))
+                if len(rows) == size:
+                    window = min(window * 2, self.max_in_flight)
+                yield rows
+
+    def _request(self, resource: str, params: Params) -> list[Row]:
+        try:
+            response = self._http.get(resource, params=params)
+        except httpx.TimeoutException as error:
+            raise _Retryable(f"timed out: {type(error).__name__}") from None
+        except httpx.TransportError as error:
+            raise _Retryable(f"connection failed: {type(error).__name__}") from None
+        if response.status_code in RETRIED_STATUSES:
+            raise _Retryable(f"HTTP {response.status_code}", _retry_after(response))
+        if response.status_code != 200:
+            raise self._error(response, resource)
+        try:
+            body = json.loads(response.text, parse_float=Decimal)
+        except json.JSONDecodeError:
+            raise _Retryable("the response body is not complete JSON") from None
+        values = body.get("values") if isinstance(body, dict) else None
+        if not isinstance(values, list):
+            raise DataError(
+                f"Payload returned an unexpected body for GET /{resource}: "
+                "expected an object with a 'values' list"
+            )
+        return values
+
+    def _wait_before_retry(
+        self, failure: _Retryable, attempt: int, started: float
+    ) -> float:
+        wait_seconds = failure.retry_after
+        if wait_seconds is None:
+            wait_seconds = self.retry.backoff(attempt)
+        elapsed = time.monotonic() - started
+        last_attempt = attempt + 1 >= self.retry.attempts
+        if last_attempt or elapsed + wait_seconds > self.retry.total_seconds:
+            raise RunError(
+                f"Payload request failed after {attempt + 1} attempts in "
+                f"{elapsed:.1f} s: {failure}; the API at {self.url} may be down "
+                "or rate limiting, try again later"
+            )
+        return wait_seconds
+
+    def _error(self, response: httpx.Response, resource: str) -> RunError:
+        if response.status_code == 401:
+            return RunError(
+                "Payload rejected the API key (HTTP 401 Unauthorized); check the "
+                f"secret key in the environment variable {self.key_env}"
+            )
+        error_type, description = _error_envelope(response)
+        message = f"Payload API error on GET /{resource}: HTTP {response.status_code}"
+        if error_type:
+            message += f" {error_type}"
+        if description:
+            message += f": {description}"
+        return RunError(message.replace(self._key.reveal(), "********"))
+
+
+def _error_envelope(response: httpx.Response) -> tuple[str | None, str | None]:
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None, None
+    if not isinstance(body, dict):
+        return None, None
+    description = body.get("error_description") or body.get("description")
+    text = " ".join(str(description).split()) if description else None
+    return body.get("error_type"), text
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """Read Retry-After as seconds or as an HTTP date (RFC 9110, section 10.2.3)."""
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
