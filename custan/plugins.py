@@ -84,6 +84,20 @@ def use_entry_points(enabled: bool) -> None:
         _sync_entry_points(_manager)
 
 
+def reset_entry_points() -> None:
+    """Forget discovered plugins and reported problems, so the next use loads again.
+
+    For tests that install or fake a distribution while the process runs.
+    """
+    global _discovery
+    if _manager is not None:
+        for name in _discovery.plugins:
+            if _manager.has_plugin(name):
+                _manager.unregister(name=name)
+    _discovery = _Discovery(enabled=_discovery.enabled)
+    _reported.clear()
+
+
 def entry_points_enabled() -> bool:
     return _discovery.enabled and os.environ.get(DISABLE_VARIABLE, "") in ("", "0")
 
@@ -243,7 +257,7 @@ def aggregates() -> dict[str, Aggregate]:
 
 
 def function_table() -> FunctionTable:
-    """Return the table of functions rule expressions may call, for ``compile_rules``."""
+    """Return the functions rule expressions may call, for ``compile_rules``."""
     registry = _collect("register_functions", "function", _function_adapter)
     return FunctionTable(dict(registry.entries))
 
