@@ -16,6 +16,7 @@ from decimal import Decimal, InvalidOperation
 from sqlglot import exp
 
 from custan.compiler.aggregates import MODE
+from custan.compiler.fields import AS_OF_COLUMN, CUSTOMER_COLUMN
 from custan.compiler.metrics_stage import CUSTOMER_METRICS, EVALUATION, PURCHASES
 from custan.compiler.plan import Plan
 from custan.errors import RulesError
@@ -251,17 +252,23 @@ def plan_pushdown(plan: Plan) -> Pushdown | None:
 def _has_known_stages(plan: Plan) -> bool:
     """True when stage one is only the steps rebuilt here from grouped results.
 
-    A compiler feature that adds steps (a join or a per-period split) makes
+    A compiler feature that adds steps or columns (a join, per keys) makes
     the plan fall back to fetched transactions instead of giving wrong numbers.
     """
     metrics = plan.metrics.metrics
+    if getattr(plan.rules, "per", None):
+        return False
     levels = {item.level for item in metrics.values()}
     known = {EVALUATION, PURCHASES, CUSTOMER_METRICS}
     known |= {f"metrics_{level}" for level in range(1, max(levels, default=1) + 1)}
     known |= {
         f"mode_{name}" for name, item in metrics.items() if item.aggregate is None
     }
-    return {name for name, _ in plan.metrics.ctes} <= known
+    ctes = dict(plan.metrics.ctes)
+    if set(ctes) - known or CUSTOMER_METRICS not in ctes:
+        return False
+    columns = {node.alias_or_name for node in ctes[CUSTOMER_METRICS].expressions}
+    return columns == {CUSTOMER_COLUMN, AS_OF_COLUMN, *metrics}
 
 
 def _global_conditions(rules: RuleSet) -> list[Condition] | None:
