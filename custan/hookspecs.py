@@ -18,7 +18,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 def register_metrics(register):
     """Add per-customer aggregates that a metric's ``agg`` may name.
 
-    Called once when custan first compiles a rules file. ``register`` takes
+    Called each time custan compiles a rules file. ``register`` takes
     one ``custan.compiler.aggregates.Aggregate``; its ``build(value,
     condition)`` returns the SQLGlot aggregate expression, so the metric runs
     in the database next to the built-in ones. Returns nothing.
@@ -29,7 +29,7 @@ def register_metrics(register):
 def register_functions(register):
     """Add functions that rule expressions may call.
 
-    Called once when custan first compiles a rules file. ``register`` takes
+    Called each time custan compiles a rules file. ``register`` takes
     one ``custan.expressions.functions.Function``, whose ``compile(args,
     call)`` returns a ``Typed`` SQLGlot node. Returns nothing.
     """

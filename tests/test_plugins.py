@@ -6,8 +6,11 @@ pip install -e plugins/custan-webhook plugins/custan-stats
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
+import subprocess
+import sys
 import threading
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -342,7 +345,22 @@ def test_unknown_source_kind_lists_kinds(custan, folder):
     rules = write_rules(folder, TOTALS.replace("{path: tx.csv}", "{kind: warehouse}"))
     outcome = custan("run", rules)
     assert outcome.code == 2
-    assert "unknown source kind 'warehouse'; available: files, payload" in outcome.err
+    # payload joins files when custan.sources.payload is installed.
+    assert "unknown source kind 'warehouse'; available: files" in outcome.err
+
+
+def test_payload_source_imported_lazily():
+    code = (
+        "import sys\n"
+        "from custan import plugins\n"
+        "kinds = sorted(plugins.sources().entries)\n"
+        "print(kinds, 'custan.sources.payload' in sys.modules)\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                               text=True, check=True)
+    present = importlib.util.find_spec("custan.sources.payload") is not None
+    expected = "['files', 'payload']" if present else "['files']"
+    assert completed.stdout == f"{expected} False\n"
 
 
 # Failures
