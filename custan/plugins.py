@@ -208,7 +208,8 @@ def _collect(hook_name: str, kind: str, adapter: Adapter,
 
 
 def _named(registry: Registry, plugin: str, hook: str,
-           expected: type, label: str) -> Callable[[Any], None]:
+           expected: type[Aggregate] | type[Function],
+           label: str) -> Callable[[Any], None]:
     def register(value: Any) -> None:
         if not isinstance(value, expected):
             message = f"expected {label}, got {type(value).__name__}"

@@ -1,7 +1,7 @@
 """Plugins: entry-point discovery, custan plugins, hooks, and their failures.
 
 The example plugins in plugins/ must be installed first:
-pip install -e plugins/custan-webhook plugins/custan-stats
+pip install -e plugins/custan-webhook -e plugins/custan-stats
 """
 
 from __future__ import annotations

@@ -43,26 +43,26 @@ def _decimal(value_type: Type) -> Type:
     return Type.DECIMAL
 
 
-def _median(value: exp.Expression, condition: exp.Expression | None) -> exp.Expression:
+def _median(value, condition):
     return filtered(call("median", sql.cast(value, EXACT_DECIMAL)), condition)
 
 
 def _percentile(fraction: str):
     """Build quantile_cont at ``fraction``: linear interpolation between ranks."""
 
-    def build(value: exp.Expression, condition: exp.Expression | None):
+    def build(value, condition):
         exact = sql.cast(value, EXACT_DECIMAL)
         return filtered(call("quantile_cont", exact, sql.number(fraction)), condition)
 
     return build
 
 
-def _stddev(value: exp.Expression, condition: exp.Expression | None) -> exp.Expression:
+def _stddev(value, condition):
     spread = filtered(call("stddev_samp", sql.cast(value, "DOUBLE")), condition)
     return sql.cast(spread, RATIO_DECIMAL)
 
 
-def _gap_cv(value: exp.Expression, condition: exp.Expression | None) -> exp.Expression:
+def _gap_cv(value, condition):
     """Build stddev_samp(gaps) / avg(gaps) over the sorted instants of ``value``.
 
     A gap is the time from one purchase to the next, in microseconds. The

@@ -103,11 +103,12 @@ class WebhookSink:
                  settings: WebhookSettings | None = None,
                  client: httpx.Client | None = None) -> None:
         self.settings = settings or WebhookSettings.from_environment()
-        self.url = destination or self.settings.url
-        if not self.url:
+        url = destination or self.settings.url
+        if not url:
             raise UsageError(
                 f"the webhook format needs a URL; pass --output URL or set {PREFIX}URL"
             )
+        self.url: str = url
         if urlsplit(self.url).scheme not in ("http", "https"):
             raise UsageError(f"invalid webhook URL {redact(self.url)!r}; "
                              "use an http:// or https:// URL")
