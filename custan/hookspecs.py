@@ -51,10 +51,11 @@ def register_sources(register):
 def register_sinks(register):
     """Add output formats that ``custan run --format`` may name.
 
-    Called when the command line is built. ``register(name, sink_class)``
-    takes the format name and a class whose instances have ``write(result,
-    stream)``; ``result`` is a ``custan.engine.Result``. A class that sets
-    ``writes_files = False`` sends rows elsewhere: custan then builds it as
+    Called when the command line lists the ``--format`` choices and when
+    ``custan run`` picks a sink. ``register(name, sink_class)`` takes the
+    format name and a class whose instances have ``write(result, stream)``,
+    where ``result`` is a ``custan.engine.Result``. A class that sets
+    ``writes_files = False`` sends rows elsewhere, so custan builds it as
     ``sink_class(destination=...)`` with the ``--output`` value (or None) and
     passes standard output as ``stream``. Returns nothing.
     """
