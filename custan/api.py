@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
+from typing import Any
 
 import duckdb
 from sqlglot import exp
@@ -34,6 +35,7 @@ def compile_with_plugins(
     as_of: str | None = None,
     limit: int | None = None,
     now: datetime | None = None,
+    params: dict[str, Any] | None = None,
 ) -> Plan:
     """Check the file's ``requires``, then compile it with the plugins' registries."""
     check_requirements(rules)
@@ -43,6 +45,7 @@ def compile_with_plugins(
             as_of=as_of,
             limit=limit,
             now=now,
+            params=params,
             functions=plugins.function_table(),
             aggregates=plugins.aggregates(),
         )
@@ -87,10 +90,12 @@ def run(
     now: datetime | None = None,
     source=None,
     accounts: str | None = None,
+    params: dict[str, Any] | None = None,
 ) -> Result:
     """Load (if given a path), compile and run a rules file.
 
-    ``accounts`` replaces the path of the file's accounts input.
+    ``accounts`` replaces the path of the file's accounts input and ``params``
+    replaces values of its params.
     Plugins' ``before_run`` hooks run before any data is read and their
     ``after_run`` hooks once the result is ready, before a sink writes it.
 
@@ -100,7 +105,7 @@ def run(
     """
     if not isinstance(rules, RuleSet):
         rules = load_rules(rules)
-    plan = compile_with_plugins(rules, as_of=as_of, limit=limit, now=now)
+    plan = compile_with_plugins(rules, as_of=as_of, limit=limit, now=now, params=params)
     source = source or make_source(rules, data)
     plugins.call_lifecycle("before_run", rules=rules)
     connection = connect()
@@ -165,9 +170,10 @@ def compiled_sql(
     limit: int | None = None,
     dialect: str = "duckdb",
     accounts: str | None = None,
+    params: dict[str, Any] | None = None,
 ) -> str:
     """The query a run would execute, pretty-printed in ``dialect``."""
-    plan: Plan = compile_with_plugins(rules, as_of=as_of, limit=limit)
+    plan: Plan = compile_with_plugins(rules, as_of=as_of, limit=limit, params=params)
     try:
         query: exp.Select = make_source(rules, data).describe(plan)
     except Exception:

@@ -12,12 +12,14 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 from custan import __version__, plugins
 from custan.api import compile_with_plugins, compiled_sql, run
+from custan.compiler.params import parse_override
 from custan.errors import CustanError, UsageError
 from custan.model import load_rules, rules_schema
 from custan.sinks.atomic import open_output
@@ -36,58 +38,110 @@ def build_parser() -> argparse.ArgumentParser:
         description="Customer analytics on payment transactions, described in YAML.",
     )
     parser.add_argument("--version", action="version", version=f"custan {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks and the SQL")
-    parser.add_argument("--no-plugins", action="store_true",
-                        help="do not load installed plugins; built-ins still load "
-                             f"(same as {plugins.DISABLE_VARIABLE}=1)")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser.add_argument(
+        "--debug", action="store_true", help="show tracebacks and the SQL"
+    )
+    parser.add_argument(
+        "--no-plugins",
+        action="store_true",
+        help="do not load installed plugins; built-ins still load "
+        f"(same as {plugins.DISABLE_VARIABLE}=1)",
+    )
+    commands = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser
+    )
 
     run_parser = commands.add_parser("run", help="run a rules file and write its rows")
     run_parser.add_argument("rules", help="the rules file (YAML)")
     _add_data_options(run_parser)
-    run_parser.add_argument("--format", choices=sorted(plugins.sinks().entries),
-                            default=None,
-                            help="output format (default: table on a terminal or "
-                                 "without --output, else from the --output suffix)")
-    run_parser.add_argument("-o", "--output", help="write to this file instead of "
-                            "standard output, written atomically; a plugin's sink may "
-                            "take another destination, such as a URL")
-    run_parser.add_argument("-q", "--quiet", action="store_true",
-                            help="no progress or notes on standard error")
+    run_parser.add_argument(
+        "--format",
+        choices=sorted(plugins.sinks().entries),
+        default=None,
+        help="output format (default: table on a terminal or "
+        "without --output, else from the --output suffix)",
+    )
+    run_parser.add_argument(
+        "-o",
+        "--output",
+        help="write to this file instead of "
+        "standard output, written atomically; a plugin's sink may "
+        "take another destination, such as a URL",
+    )
+    run_parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress or notes on standard error",
+    )
 
     validate_parser = commands.add_parser(
-        "validate", help="check rules files without reading data")
+        "validate", help="check rules files without reading data"
+    )
     validate_parser.add_argument("rules", nargs="+", help="rules files")
 
     commands.add_parser("schema", help="print the JSON Schema of rules files")
 
     plugins_parser = commands.add_parser(
-        "plugins", help="list installed plugins, their versions and hooks")
-    plugins_parser.add_argument("--format", choices=["table", "json"], default="table",
-                                help="output format (default: table)")
-    plugins_parser.add_argument("--all", action="store_true",
-                                help="include custan's built-in plugin")
+        "plugins", help="list installed plugins, their versions and hooks"
+    )
+    plugins_parser.add_argument(
+        "--format",
+        choices=["table", "json"],
+        default="table",
+        help="output format (default: table)",
+    )
+    plugins_parser.add_argument(
+        "--all", action="store_true", help="include custan's built-in plugin"
+    )
 
     sql_parser = commands.add_parser("sql", help="print the compiled query")
     sql_parser.add_argument("rules", help="the rules file (YAML)")
     _add_data_options(sql_parser)
-    sql_parser.add_argument("--dialect", default="duckdb",
-                            help="SQL dialect to print, such as duckdb, postgres, spark")
+    sql_parser.add_argument(
+        "--dialect",
+        default="duckdb",
+        help="SQL dialect to print, such as duckdb, postgres, spark",
+    )
     return parser
 
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--accounts", metavar="PATH",
-                        help="read accounts (id, created_at) from PATH, keeping the rules "
-                             "file's accounts format and column mapping")
-    parser.add_argument("--data", metavar="PATH",
-                        help="read transactions from PATH (file, glob or folder), keeping "
-                             "the rules file's format and column mapping")
-    parser.add_argument("--as-of", metavar="INSTANT",
-                        help="evaluation instant: latest, now, or ISO 8601 (UTC without "
-                             "an offset)")
-    parser.add_argument("--limit", type=_positive, metavar="N",
-                        help="write at most N rows, replacing the file's limit")
+    parser.add_argument(
+        "--accounts",
+        metavar="PATH",
+        help="read accounts (id, created_at) from PATH, keeping the rules "
+        "file's accounts format and column mapping",
+    )
+    parser.add_argument(
+        "--data",
+        metavar="PATH",
+        help="read transactions from PATH (file, glob or folder), keeping "
+        "the rules file's format and column mapping",
+    )
+    parser.add_argument(
+        "--as-of",
+        metavar="INSTANT",
+        help="evaluation instant: latest, now, or ISO 8601 (UTC without an offset)",
+    )
+    parser.add_argument(
+        "--limit",
+        type=_positive,
+        metavar="N",
+        help="write at most N rows, replacing the file's limit",
+    )
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="replace the value of a param the rules file declares, such as "
+        "days_per_unit=7; repeat for more",
+    )
+
+
+def _params(args: argparse.Namespace) -> dict[str, Any]:
+    return dict(parse_override(text) for text in args.param)
 
 
 def _positive(text: str) -> int:
@@ -116,8 +170,14 @@ def command_run(args: argparse.Namespace) -> int:
     sink_class = sinks[_sink_name(args, sinks)]
     writes_files = getattr(sink_class, "writes_files", True)
     sink = sink_class() if writes_files else sink_class(destination=args.output)
-    result = run(args.rules, data=args.data, as_of=args.as_of, limit=args.limit,
-                 accounts=args.accounts)
+    result = run(
+        args.rules,
+        data=args.data,
+        as_of=args.as_of,
+        limit=args.limit,
+        accounts=args.accounts,
+        params=_params(args),
+    )
     try:
         if writes_files:
             with open_output(args.output) as stream:
@@ -151,9 +211,17 @@ def command_schema(args: argparse.Namespace) -> int:
 
 def command_sql(args: argparse.Namespace) -> int:
     rules = load_rules(args.rules)
-    print(compiled_sql(rules, data=args.data, accounts=args.accounts,
-                       as_of=args.as_of, limit=args.limit,
-                       dialect=args.dialect))
+    print(
+        compiled_sql(
+            rules,
+            data=args.data,
+            accounts=args.accounts,
+            as_of=args.as_of,
+            limit=args.limit,
+            dialect=args.dialect,
+            params=_params(args),
+        )
+    )
     return 0
 
 
@@ -185,8 +253,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code."""
     arguments = list(argv if argv is not None else sys.argv[1:])
     debug = "--debug" in arguments
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
-                        format="%(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(name)s: %(message)s",
+    )
     # Plugins' sinks become --format choices, so discovery is settled before parsing.
     plugins.use_entry_points("--no-plugins" not in arguments)
     try:

@@ -10,6 +10,7 @@ into ``customer_metrics`` together with the account's signup instant.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 from datetime import timedelta
 
 from sqlglot import exp
@@ -21,6 +22,7 @@ from custan.compiler.fields import (
     TRANSACTION_FIELDS,
 )
 from custan.compiler.graph import assign_levels, referenced_names
+from custan.compiler.params import param_bindings
 from custan.errors import RulesError
 from custan.expressions.checker import Binding, Scope, compile_expression
 from custan.expressions.functions import TRANSACTION, FunctionTable, Typed
@@ -84,12 +86,14 @@ class MetricsStage:
 
 
 def transaction_scope(
-    functions: FunctionTable, time_zone: str, metrics: dict[str, Type] | None = None
+    functions: FunctionTable,
+    time_zone: str,
+    metrics: dict[str, Type] | None = None,
+    params: dict[str, Any] | None = None,
 ) -> Scope:
-    names = {
-        name: Binding(field.type, column(field.column))
-        for name, field in TRANSACTION_FIELDS.items()
-    }
+    names = param_bindings(params or {})
+    for name, field in TRANSACTION_FIELDS.items():
+        names[name] = Binding(field.type, column(field.column))
     names[AS_OF_COLUMN] = Binding(Type.INSTANT, column(AS_OF_COLUMN))
     for name, value_type in (metrics or {}).items():
         names[name] = Binding(value_type, column(name))
@@ -164,7 +168,7 @@ def _check_names(rules: RuleSet) -> None:
 
 def _compile_keys(rules: RuleSet, functions: FunctionTable) -> dict[str, Typed]:
     """The per keys, computed on each purchase from its own fields."""
-    scope = transaction_scope(functions, rules.time_zone)
+    scope = transaction_scope(functions, rules.time_zone, params=rules.params)
     return {name: compile_expression(expr, scope) for name, expr in rules.per.items()}
 
 
@@ -186,7 +190,7 @@ def _compile_metric(
     aggregates: dict[str, Aggregate],
     functions: FunctionTable,
 ) -> CompiledMetric:
-    scope = transaction_scope(functions, rules.time_zone, known)
+    scope = transaction_scope(functions, rules.time_zone, known, rules.params)
     value = compile_expression(metric.of, scope) if metric.of else None
     conditions = []
     if metric.where is not None:
@@ -240,7 +244,7 @@ def latest_instant() -> exp.Expression:
 def _purchases(
     rules: RuleSet, functions: FunctionTable, keys: dict[str, Typed]
 ) -> exp.Select:
-    scope = transaction_scope(functions, rules.time_zone)
+    scope = transaction_scope(functions, rules.time_zone, params=rules.params)
     conditions: list[exp.Expression] = [
         exp.LTE(this=column("created_at"), expression=column(AS_OF_COLUMN)),
         exp.Not(this=exp.Is(this=column(CUSTOMER_COLUMN), expression=exp.Null())),

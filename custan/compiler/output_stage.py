@@ -68,7 +68,7 @@ def _where(
 ) -> exp.Expression | None:
     if rules.output.where is None:
         return None
-    scope = customer_scope(stage.types, functions, rules.time_zone)
+    scope = customer_scope(stage.types, functions, rules.time_zone, params=rules.params)
     return compile_expression(rules.output.where, scope, Type.BOOLEAN).node
 
 
@@ -103,7 +103,9 @@ def _grouped(
     keys = output.group_by or []
     for key in keys:
         _require_name(rules, key, stage.types, "output.group_by")
-    scope = customer_scope(stage.types, functions, rules.time_zone, kind=GROUP)
+    scope = customer_scope(
+        stage.types, functions, rules.time_zone, kind=GROUP, params=rules.params
+    )
     scope.allow_aggregates = True
     # as_of is one instant for every row, so a group may read it like a grouped key.
     same_instant = exp.Anonymous(this="any_value", expressions=[column(AS_OF_COLUMN)])
@@ -162,7 +164,9 @@ def _summaries(
     rules: RuleSet, columns: list[OutputColumn], functions: FunctionTable
 ) -> list[Summary]:
     types = {c.name: c.type for c in columns}
-    scope = customer_scope(types, functions, rules.time_zone, kind=GROUP)
+    scope = customer_scope(
+        types, functions, rules.time_zone, kind=GROUP, params=rules.params
+    )
     scope.allow_aggregates = True
     summaries = []
     for name, expr in rules.output.summary.values.items():

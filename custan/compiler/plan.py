@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlglot import exp
 
@@ -27,6 +28,7 @@ from custan.compiler.output_stage import (
     Summary,
     build_output_stage,
 )
+from custan.compiler.params import check_param_names, with_overrides
 from custan.compiler.rules_stage import RulesStage, build_rules_stage
 from custan.errors import Location, RulesError
 from custan.expressions import sql
@@ -56,8 +58,11 @@ class Plan:
     def grouped(self) -> bool:
         return self.output.grouped
 
-    def query(self, transactions: exp.Expression | None = None,
-              accounts: exp.Expression | None = None) -> exp.Select:
+    def query(
+        self,
+        transactions: exp.Expression | None = None,
+        accounts: exp.Expression | None = None,
+    ) -> exp.Select:
         """The whole rules file as one query over ``transactions`` and ``accounts``.
 
         Without an argument the query reads a table named ``transactions``, and
@@ -96,6 +101,7 @@ def compile_rules(
     functions: FunctionTable | None = None,
     aggregates: dict[str, Aggregate] | None = None,
     now: datetime | None = None,
+    params: dict[str, Any] | None = None,
 ) -> Plan:
     """Check every name and type in ``rules`` and build its Plan.
 
@@ -103,9 +109,12 @@ def compile_rules(
         as_of: replaces the file's ``as_of`` (latest, now, or an ISO instant).
         limit: replaces the file's output limit.
         now: the instant ``now`` stands for; the current time by default.
+        params: replace values of the file's ``params``; each must be declared.
 
     Raises RulesError for anything wrong in the rules, before any data is read.
     """
+    rules = with_overrides(rules, params)
+    check_param_names(rules)
     functions = functions or builtin_table()
     aggregates = aggregates or default_aggregates()
     location = rules.as_of_location if as_of is None else Location("--as-of")

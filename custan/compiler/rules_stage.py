@@ -8,12 +8,14 @@ one CTE, so a score may read a derived value and a segment may read a score.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sqlglot import exp
 
 from custan.compiler.fields import AS_OF_COLUMN, CUSTOMER_COLUMN, RESERVED_NAMES
 from custan.compiler.graph import assign_levels, referenced_names
 from custan.compiler.metrics_stage import CUSTOMER_METRICS, column
+from custan.compiler.params import param_bindings
 from custan.errors import Location, RulesError
 from custan.expressions import sql
 from custan.expressions.checker import Binding, Scope, compile_expression
@@ -49,10 +51,11 @@ def customer_scope(
     functions: FunctionTable,
     time_zone: str,
     kind: str = CUSTOMER,
+    params: dict[str, Any] | None = None,
 ) -> Scope:
-    names = {
-        name: Binding(value_type, column(name)) for name, value_type in types.items()
-    }
+    names = param_bindings(params or {})
+    for name, value_type in types.items():
+        names[name] = Binding(value_type, column(name))
     return Scope(kind, names, functions, column(AS_OF_COLUMN), time_zone)
 
 
@@ -113,7 +116,7 @@ def _definitions(
 def _compile(
     rules: RuleSet, name: str, types: dict[str, Type], functions: FunctionTable
 ) -> tuple[exp.Expression, Type]:
-    scope = customer_scope(types, functions, rules.time_zone)
+    scope = customer_scope(types, functions, rules.time_zone, params=rules.params)
     if name in rules.derived:
         typed = compile_expression(rules.derived[name], scope)
         return typed.node, typed.type

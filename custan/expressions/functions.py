@@ -315,6 +315,21 @@ def average(args: list[Typed], call: Call) -> Typed:
     return Typed(sql.exact_divide(sum_node, count_node), result, aggregate=True)
 
 
+def median(args: list[Typed], call: Call) -> Typed:
+    _numbers(args, call)
+    # DuckDB's median of decimals is the exact mean of the two middle values.
+    node = exp.Anonymous(this="median", expressions=[args[0].node])
+    result = Type.MONEY if args[0].type is Type.MONEY else Type.DECIMAL
+    return Typed(node, result, aggregate=True)
+
+
+def stddev(args: list[Typed], call: Call) -> Typed:
+    _numbers(args, call)
+    # A square root is rarely exact, so this one value is binary floating point.
+    node = exp.Anonymous(this="stddev_samp", expressions=[args[0].node])
+    return Typed(node, Type.DECIMAL, aggregate=True)
+
+
 def share(args: list[Typed], call: Call) -> Typed:
     """Each group's part of the whole, such as share(count(*))."""
     _numbers(args, call)
@@ -531,6 +546,24 @@ BUILTIN_FUNCTIONS = [
         frozenset({GROUP}),
         aggregate=True,
         summary="largest value",
+    ),
+    Function(
+        "median",
+        median,
+        1,
+        1,
+        frozenset({GROUP}),
+        aggregate=True,
+        summary="middle value; the mean of the two middle values for an even count",
+    ),
+    Function(
+        "stddev",
+        stddev,
+        1,
+        1,
+        frozenset({GROUP}),
+        aggregate=True,
+        summary="sample standard deviation (n - 1 in the denominator)",
     ),
     Function(
         "min_by",

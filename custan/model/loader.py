@@ -154,6 +154,7 @@ def _build(document: Document, base_dir: str) -> RuleSet:
         segments=_segments(document),
         output=_output(document, output),
         per={name: _expr(document, ("per", name)) for name in data.get("per", {})},
+        params=dict(data.get("params", {})),
     )
 
 

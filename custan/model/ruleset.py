@@ -156,3 +156,5 @@ class RuleSet:
     output: Output
     # Keys that split each customer's metrics row, such as one row per month.
     per: dict[str, Expr] = field(default_factory=dict)
+    # Named constants that every expression may read.
+    params: dict[str, Any] = field(default_factory=dict)
