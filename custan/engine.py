@@ -20,6 +20,7 @@ from custan.compiler.output_stage import RESULT_TABLE, OutputColumn, summary_que
 from custan.compiler.plan import Plan
 from custan.errors import CustanError, DataError, RunError
 from custan.expressions.types import Type
+from custan.sinks.presentation import json_lines_query, text_query
 
 logger = logging.getLogger("custan.engine")
 
@@ -34,6 +35,8 @@ def connect() -> duckdb.DuckDBPyConnection:
     """
     connection = duckdb.connect(":memory:")
     connection.execute("SET TimeZone = 'UTC'")
+    # Progress belongs to the command line, not to DuckDB's own bar.
+    connection.execute("SET enable_progress_bar = false")
     return connection
 
 
@@ -64,6 +67,19 @@ class Result:
         """Yield the rows in output order, ``size`` at a time."""
         names = [exp.column(c.name, quoted=True) for c in self.columns]
         query = exp.select(*names).from_(RESULT_TABLE).sql("duckdb")
+        yield from self._fetch(query, size)
+
+    def text_batches(self, size: int = BATCH_SIZE) -> Iterator[list[tuple]]:
+        """Yield the rows as written text (see sinks.presentation), in batches."""
+        query = text_query(self.columns, self.plan.rules.output.decimals)
+        yield from self._fetch(query.sql("duckdb"), size)
+
+    def json_batches(self, size: int = BATCH_SIZE) -> Iterator[list[tuple]]:
+        """Yield each row as a one-element tuple holding its JSON object text."""
+        query = json_lines_query(self.columns, self.plan.rules.output.decimals)
+        yield from self._fetch(query.sql("duckdb"), size)
+
+    def _fetch(self, query: str, size: int) -> Iterator[list[tuple]]:
         cursor = self.connection.execute(query)
         while True:
             rows = cursor.fetchmany(size)

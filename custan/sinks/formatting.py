@@ -1,7 +1,6 @@
-"""Turn engine values into the text and JSON values sinks write.
+"""Text for values that Python formats: table cells and summary lines.
 
-Money is rounded half-even to cents only here, when it is written; other
-decimals keep the output's ``decimals`` places. Instants are ISO 8601 in UTC.
+Rows for csv and json are formatted inside DuckDB (see presentation.py).
 """
 
 from __future__ import annotations
@@ -9,10 +8,6 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
-
-from custan.expressions.types import Type
-
-CENT = Decimal("0.01")
 
 
 def to_decimal(value: Any, places: int) -> Decimal:
@@ -35,23 +30,6 @@ def format_instant(value: datetime | date) -> str:
         text = value.astimezone(UTC).isoformat()
         return text.replace("+00:00", "Z")
     return value.isoformat()
-
-
-def format_value(value: Any, value_type: Type, decimals: int) -> Any:
-    """A JSON-ready value: Decimal for numbers, str for instants, None for NULL."""
-    if value is None:
-        return None
-    if value_type is Type.MONEY:
-        return to_decimal(value, 2)
-    if isinstance(value, bool):
-        return value
-    if value_type is Type.INTEGER and isinstance(value, (int, Decimal)):
-        return int(value)
-    if isinstance(value, (Decimal, float)):
-        return Decimal(plain_decimal(to_decimal(value, decimals)))
-    if isinstance(value, (datetime, date)):
-        return format_instant(value)
-    return value
 
 
 def to_text(value: Any) -> str:

@@ -14,7 +14,6 @@ from custan.engine import Result, SummaryValue
 from custan.expressions.types import NUMERIC, Type
 from custan.sinks.formatting import (
     format_instant,
-    format_value,
     plain_decimal,
     to_decimal,
     to_text,
@@ -100,24 +99,18 @@ class TableSink:
         matrix = result.plan.rules.output.matrix
         assert matrix is not None
         names = [c.name for c in result.columns]
-        types = {c.name: c.type for c in result.columns}
-        decimals = result.plan.rules.output.decimals
         cells: dict[tuple[str, str], str] = {}
         row_keys: list[str] = []
         column_keys: list[str] = []
-        for batch in result.batches():
-            for row in batch:
-                record = dict(zip(names, row, strict=True))
-                row_key = _cell(record[matrix.rows])
-                column_key = _cell(record[matrix.columns])
-                value = format_value(
-                    record[matrix.value], types[matrix.value], decimals
-                )
-                cells[(row_key, column_key)] = _cell(value)
-                if row_key not in row_keys:
-                    row_keys.append(row_key)
-                if column_key not in column_keys:
-                    column_keys.append(column_key)
+        for row in formatted_rows(result):
+            record = dict(zip(names, row, strict=True))
+            row_key = _cell(record[matrix.rows])
+            column_key = _cell(record[matrix.columns])
+            cells[(row_key, column_key)] = _cell(record[matrix.value])
+            if row_key not in row_keys:
+                row_keys.append(row_key)
+            if column_key not in column_keys:
+                column_keys.append(column_key)
         column_keys.sort(key=_natural)
         table = Table(
             title=f"{self._title(result)}: {matrix.value}",

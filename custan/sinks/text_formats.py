@@ -8,18 +8,31 @@ from decimal import Decimal
 from typing import Any, TextIO
 
 from custan.engine import Result
-from custan.sinks.formatting import format_value, to_text
+from custan.expressions.types import Type
+
+
+def _typed(text: str | None, value_type: Type) -> Any:
+    if text is None:
+        return None
+    if value_type in (Type.MONEY, Type.DECIMAL):
+        return Decimal(text)
+    if value_type is Type.INTEGER:
+        return int(text)
+    if value_type is Type.BOOLEAN:
+        return text == "true"
+    return text
 
 
 def formatted_rows(result: Result):
-    """Yield each row as a list of JSON-ready values, in output order."""
+    """Yield each row as written values: Decimal numbers, ISO text instants.
+
+    The values come from the same SQL formatting as the csv and json sinks,
+    so every sink writes the same rounding.
+    """
     types = [c.type for c in result.columns]
-    decimals = result.plan.rules.output.decimals
-    for batch in result.batches():
+    for batch in result.text_batches():
         for row in batch:
-            yield [
-                format_value(v, t, decimals) for v, t in zip(row, types, strict=True)
-            ]
+            yield [_typed(text, t) for text, t in zip(row, types, strict=True)]
 
 
 def json_value(value: Any) -> str:
@@ -42,27 +55,26 @@ class CsvSink:
     def write(self, result: Result, stream: TextIO) -> None:
         writer = csv.writer(stream, lineterminator="\n")
         writer.writerow([c.name for c in result.columns])
-        for row in formatted_rows(result):
-            writer.writerow([to_text(v) for v in row])
+        for batch in result.text_batches():
+            writer.writerows(batch)
 
 
 class JsonLinesSink:
     name = "jsonl"
 
     def write(self, result: Result, stream: TextIO) -> None:
-        names = [c.name for c in result.columns]
-        for row in formatted_rows(result):
-            stream.write(json_object(names, row) + "\n")
+        for batch in result.json_batches():
+            stream.writelines(line + "\n" for (line,) in batch)
 
 
 class JsonSink:
     name = "json"
 
     def write(self, result: Result, stream: TextIO) -> None:
-        names = [c.name for c in result.columns]
         stream.write("[")
         separator = "\n  "
-        for row in formatted_rows(result):
-            stream.write(separator + json_object(names, row))
-            separator = ",\n  "
+        for batch in result.json_batches():
+            for (line,) in batch:
+                stream.write(separator + line)
+                separator = ",\n  "
         stream.write("\n]\n" if separator != "\n  " else "]\n")

@@ -84,9 +84,16 @@ def resolve_files(spec: Input, override: str | None = None) -> ResolvedFiles:
 
 
 def _read_call(
-    files: ResolvedFiles, spec: Input, with_filename: bool = False
+    files: ResolvedFiles,
+    spec: Input,
+    with_filename: bool = False,
+    skip_header: bool = True,
 ) -> exp.Expression:
-    """The DuckDB table function that reads the files as text."""
+    """The DuckDB table function that reads the files as text.
+
+    Whitespace-aligned text is read one line per row; with a header, the
+    first line of each file is skipped unless ``skip_header`` is False.
+    """
     paths = exp.Array(expressions=[exp.Literal.string(p) for p in files.paths])
 
     def option(name: str, value: exp.Expression) -> exp.Expression:
@@ -121,6 +128,8 @@ def _read_call(
             option("escape", exp.Literal.string("")),
             option("auto_detect", exp.false()),
         ]
+        if spec.header and skip_header:
+            options.append(option("skip", sql.number(1)))
         function = "read_csv"
     elif files.format == "parquet":
         function = "read_parquet"
@@ -169,7 +178,7 @@ class FileReader:
             )
         read = (
             exp.select(exp.column("line"))
-            .from_(_read_call(self.files, self.spec))
+            .from_(_read_call(self.files, self.spec, skip_header=False))
             .limit(1)
         )
         try:
@@ -238,13 +247,7 @@ class FileReader:
     def raw_value(self, column_name: str, available: list[str]) -> exp.Expression:
         """SQL reading ``column_name`` of the raw rows as text."""
         if self.text_layout:
-            parts = exp.Anonymous(
-                this="string_split_regex",
-                expressions=[
-                    exp.Anonymous(this="trim", expressions=[exp.column("line", RAW)]),
-                    exp.Literal.string(r"\s+"),
-                ],
-            )
+            parts = exp.column("fields", RAW)
             index = available.index(column_name) + 1
             return exp.Bracket(
                 this=parts, expressions=[exp.Literal.number(index)], offset=1
@@ -268,26 +271,9 @@ class FileReader:
         if with_filename:
             projections.append(exp.column("filename", RAW))
         source = _read_call(self.files, self.spec, with_filename)
-        query = exp.select(*projections).from_(_aliased(source))
-        if self.text_layout and self.spec.header and not self.spec.column_names:
-            query = self._skip_header(query)
-        return query
-
-    def _skip_header(self, query: exp.Select) -> exp.Select:
-        numbered = exp.Window(this=exp.Anonymous(this="row_number"), over="OVER")
-        source = query.args["from_"].this
-        inner = exp.select(exp.Star(), exp.alias_(numbered, "line_number")).from_(
-            source
-        )
-        # Only the first line of each file is a header; one file is the norm here.
-        outer_source = exp.Subquery(
-            this=inner, alias=exp.TableAlias(this=exp.to_identifier(RAW))
-        )
-        query = query.copy()
-        query.set("from_", exp.From(this=outer_source))
-        return query.where(
-            exp.GT(this=exp.column("line_number", RAW), expression=sql.number(1))
-        )
+        if self.text_layout:
+            return exp.select(*projections).from_(_split_lines(source, with_filename))
+        return exp.select(*projections).from_(_aliased(source))
 
     def _field_sql(
         self, name: str, available: list[str], strict: bool
@@ -329,6 +315,19 @@ class FileReader:
 def _aliased(function: exp.Expression) -> exp.Table:
     """A table function in FROM, named ``raw``."""
     return exp.Table(this=function, alias=exp.TableAlias(this=exp.to_identifier(RAW)))
+
+
+def _split_lines(source: exp.Expression, with_filename: bool) -> exp.Subquery:
+    """Lines split once on runs of whitespace into a list named ``fields``."""
+    line = exp.Anonymous(this="trim", expressions=[exp.column("line")])
+    fields = exp.Anonymous(
+        this="string_split_regex", expressions=[line, exp.Literal.string(r"\s+")]
+    )
+    columns: list[exp.Expression] = [exp.alias_(fields, "fields")]
+    if with_filename:
+        columns.append(exp.column("filename"))
+    inner = exp.select(*columns).from_(source)
+    return exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(RAW)))
 
 
 def _try_cast(node: exp.Expression, type_text: str) -> exp.Expression:

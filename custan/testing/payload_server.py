@@ -659,7 +659,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
         app = self.server.app
         response = app.handle(self.command, self.path, self.headers)
         truncation = app.faults.take_truncation() if response.status == 200 else None
-        bytes_sent = self._write(response, truncation)
+        body, declared = self._shape(response.body, truncation)
         url = urlsplit(self.path)
         record = RequestRecord(
             self.command,
@@ -667,25 +667,30 @@ class _RequestHandler(BaseHTTPRequestHandler):
             url.query,
             response.status,
             response.rows,
-            bytes_sent,
+            len(body),
         )
+        # Logged before the reply goes out, so a client that has its answer
+        # always finds the request in the log.
         app.record_request(record)
+        self._write(response, body, declared)
 
     def _discard_body(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
 
-    def _write(self, response: Response, truncation: str | None) -> int:
-        body = response.body
-        declared = len(body)
+    def _shape(self, body: bytes, truncation: str | None) -> tuple[bytes, int]:
+        """Return the bytes to send and the Content-Length to declare for them."""
         if truncation == "cut_json":
             body = body[: len(body) // 2]
-            declared = len(body)
-        elif truncation == "content_length":
+            return body, len(body)
+        if truncation == "content_length":
             # Promise more bytes than follow, then close, as a dropped link would.
-            declared = len(body) + 64
             self.close_connection = True
+            return body, len(body) + 64
+        return body, len(body)
+
+    def _write(self, response: Response, body: bytes, declared: int) -> None:
         self.send_response(response.status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(declared))
@@ -693,7 +698,6 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(body)
-        return len(body)
 
 
 class _HTTPServer(ThreadingHTTPServer):
