@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from datetime import datetime
 from typing import Any
@@ -15,18 +16,42 @@ from custan.compiler.plan import Plan, compile_rules
 from custan.engine import Result, connect, execute
 from custan.errors import CustanError, Location, RulesError, UsageError
 from custan.model import RuleSet, load_rules
+from custan.model.ruleset import Input
 from custan.sources.files import AccountReader
 
 
-def make_source(rules: RuleSet, data: str | None = None):
-    """Build the source a rules file names; ``data`` replaces a file source's path."""
+def make_source(
+    rules: RuleSet,
+    data: str | None = None,
+    *,
+    kind: str | None = None,
+    progress: bool = False,
+):
+    """Build the source a rules file names, or a source of ``kind`` in its place.
+
+    ``data`` replaces a file source's path. ``progress`` lets a remote source
+    show the rows it fetches on standard error.
+    """
+    spec = source_spec(rules, kind, progress)
     registry = plugins.sources()
-    factory = registry.entries.get(rules.source.kind)
+    factory = registry.entries.get(spec.kind)
     if factory is None:
         kinds = ", ".join(sorted(registry.entries))
-        message = f"unknown source kind '{rules.source.kind}'; available: {kinds}"
-        raise RulesError(message + _failure_note(), rules.source.location)
-    return factory(rules.source, data)
+        message = f"unknown source kind '{spec.kind}'; available: {kinds}"
+        raise RulesError(message + _failure_note(), spec.location)
+    return factory(spec, data)
+
+
+def source_spec(rules: RuleSet, kind: str | None, progress: bool) -> Input:
+    """Return the file's source section, or a bare one of ``kind`` (from --source)."""
+    spec = rules.source
+    if kind is not None and kind != spec.kind:
+        # A file's path and column mapping mean nothing to another kind of source,
+        # so it starts from defaults, which the payload source fills from PAYLOAD_API_*.
+        spec = Input(kind=kind, base_dir=spec.base_dir, location=spec.location)
+    if progress:
+        spec = dataclasses.replace(spec, options={**spec.options, "progress": True})
+    return spec
 
 
 def compile_with_plugins(
@@ -91,11 +116,14 @@ def run(
     source=None,
     accounts: str | None = None,
     params: dict[str, Any] | None = None,
+    source_kind: str | None = None,
+    progress: bool = False,
 ) -> Result:
     """Load (if given a path), compile and run a rules file.
 
     ``accounts`` replaces the path of the file's accounts input and ``params``
-    replaces values of its params.
+    replaces values of its params. ``source_kind`` reads the transactions from
+    another kind of source, such as ``payload``, in place of the file's.
     Plugins' ``before_run`` hooks run before any data is read and their
     ``after_run`` hooks once the result is ready, before a sink writes it.
 
@@ -106,7 +134,8 @@ def run(
     if not isinstance(rules, RuleSet):
         rules = load_rules(rules)
     plan = compile_with_plugins(rules, as_of=as_of, limit=limit, now=now, params=params)
-    source = source or make_source(rules, data)
+    if source is None:
+        source = make_source(rules, data, kind=source_kind, progress=progress)
     plugins.call_lifecycle("before_run", rules=rules)
     connection = connect()
     try:
@@ -171,11 +200,12 @@ def compiled_sql(
     dialect: str = "duckdb",
     accounts: str | None = None,
     params: dict[str, Any] | None = None,
+    source_kind: str | None = None,
 ) -> str:
     """The query a run would execute, pretty-printed in ``dialect``."""
     plan: Plan = compile_with_plugins(rules, as_of=as_of, limit=limit, params=params)
     try:
-        query: exp.Select = make_source(rules, data).describe(plan)
+        query: exp.Select = make_source(rules, data, kind=source_kind).describe(plan)
     except Exception:
         query = plan.query()
     if rules.accounts is not None:

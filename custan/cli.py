@@ -108,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_data_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
+        "--source",
+        metavar="KIND",
+        help="read transactions from a source of KIND in place of the file's, "
+        "such as payload (configured by PAYLOAD_API_KEY, PAYLOAD_API_URL and "
+        "PAYLOAD_API_VERSION)",
+    )
+    parser.add_argument(
         "--accounts",
         metavar="PATH",
         help="read accounts (id, created_at) from PATH, keeping the rules "
@@ -177,6 +184,8 @@ def command_run(args: argparse.Namespace) -> int:
         limit=args.limit,
         accounts=args.accounts,
         params=_params(args),
+        source_kind=args.source,
+        progress=not args.quiet,
     )
     try:
         if writes_files:
@@ -220,6 +229,7 @@ def command_sql(args: argparse.Namespace) -> int:
             limit=args.limit,
             dialect=args.dialect,
             params=_params(args),
+            source_kind=args.source,
         )
     )
     return 0

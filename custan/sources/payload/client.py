@@ -55,7 +55,7 @@ DEFAULT_RETRY = RetryPolicy()
 
 
 class _Secret:
-    """A string that prints as asterisks, so a repr or a log cannot leak it."""
+    """The API key, shown as asterisks by repr()."""
 
     def __init__(self, value: str) -> None:
         self._value = value
@@ -151,9 +151,9 @@ class PayloadClient:
     ) -> Iterator[list[Row]]:
         """Yield every page of a query in order, until the server returns an empty one.
 
-        ``params`` must hold an ``order_by`` that makes the order stable, or
-        pages could overlap. Up to ``max_in_flight`` pages are requested at
-        once; the window starts at one page and doubles after each full page,
+        ``params`` must contain an ``order_by`` that makes the order stable,
+        or pages could overlap. Up to ``max_in_flight`` pages are requested at
+        once. The window starts at one page and doubles after each full page,
         so a short result costs two requests.
         """
         size = self.page_size

@@ -2,9 +2,9 @@
 
 Rules-file filters are SQL; the common shapes (a field against a literal, IN
 lists, AND of those) become Payload filters such as ``status=processed`` or
-``amount=>=100``. A plan whose metrics all fit becomes a few grouped queries;
-``plan_pushdown`` returns None for any other plan, which the source then runs
-over fetched transactions.
+``amount=>=100``. A plan whose metrics all fit becomes a few grouped queries.
+For any other plan ``plan_pushdown`` returns None, and the source runs that
+plan over fetched transactions.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ class MetricRecipe:
 
 @dataclass
 class Pushdown:
-    """The grouped queries of a plan; query 0 holds every customer of the run."""
+    """The grouped queries of a plan. Query 0 returns every customer of the run."""
 
     queries: list[GroupedQuery]
     recipes: list[MetricRecipe]
@@ -141,7 +141,7 @@ def wire_instant(instant: datetime) -> str:
 
 
 def translate_filter(expr: Expr) -> list[Filter] | None:
-    """Payload filters equal to the SQL condition ``expr``, or None if none are."""
+    """Translate the SQL condition ``expr`` to Payload filters, or return None."""
     try:
         tree = parse_expression(expr.text, expr.location)
     except RulesError:
@@ -199,7 +199,7 @@ def _in_list(node: exp.In, negated: bool) -> list[Filter] | None:
 
 
 def field_of(node: exp.Expression) -> str | None:
-    """The canonical field a column node names, if it is one that can be filtered."""
+    """Return the filterable canonical field that a column node names, or None."""
     if not isinstance(node, exp.Column):
         return None
     name = ".".join(part.name for part in node.parts)
@@ -209,7 +209,7 @@ def field_of(node: exp.Expression) -> str | None:
 
 
 def literal_text(field_name: str, node: exp.Expression) -> str | None:
-    """The wire text of a literal compared with ``field_name``, if safe to send."""
+    """Return the wire text of a literal compared with ``field_name``, or None."""
     negative = isinstance(node, exp.Neg)
     if negative:
         node = node.this
@@ -250,7 +250,7 @@ def plan_pushdown(plan: Plan) -> Pushdown | None:
 
 
 def _has_known_stages(plan: Plan) -> bool:
-    """True when stage one is only the steps rebuilt here from grouped results.
+    """Check that stage one has only the steps rebuilt here from grouped results.
 
     A compiler feature that adds steps or columns (a join, per keys) makes
     the plan fall back to fetched transactions instead of giving wrong numbers.
@@ -358,7 +358,7 @@ def _value_field(expr: Expr | None) -> str | None:
 
 
 def _calendar_part(expr: Expr | None) -> str | None:
-    """``day_of_week`` or ``hour`` when ``expr`` is that function of created_at."""
+    """Return ``day_of_week`` or ``hour`` when ``expr`` is that call on created_at."""
     if expr is None:
         return None
     try:

@@ -63,7 +63,7 @@ LATEST_FIELD = "max(created_at)"
 
 @dataclass(frozen=True)
 class PayloadSettings:
-    """Where and how to reach Payload; the key itself is read only when fetching."""
+    """Connection settings for Payload. The key itself is read only when fetching."""
 
     url: str
     api_version: str
@@ -118,7 +118,7 @@ class PayloadSource:
             )
         self.environ = os.environ if environ is None else environ
         self.settings = PayloadSettings.resolve(spec, self.environ)
-        self.progress = progress
+        self.progress = progress or bool(spec.options.get("progress"))
         self.pushdown = pushdown
         self.retry = retry
         self.page_size = page_size
@@ -167,7 +167,7 @@ class PayloadSource:
     def _resolve_as_of(
         self, plan: Plan, client: PayloadClient, connection: duckdb.DuckDBPyConnection
     ) -> datetime | None:
-        """The evaluation instant; for ``latest``, the newest created_at in Payload."""
+        """Compute the evaluation instant, asking Payload for it under ``latest``."""
         if isinstance(plan.as_of, exp.Subquery):
             rows = client.list(TRANSACTION_RESOURCE, [("fields[0]", LATEST_FIELD)])
             text = value_at(rows[0], LATEST_FIELD) if rows else None
@@ -315,7 +315,7 @@ class PayloadSource:
 
 
 def response_key(wire: str) -> str:
-    """The key of a wire expression in a response row, such as sender.account_id."""
+    """Return the response-row key of a wire expression, such as sender.account_id."""
     return wire.replace("][", ".").replace("[", ".").replace("]", "")
 
 
@@ -336,7 +336,7 @@ def value_at(row: Row, key: str):
 
 
 def text_of(value) -> str | None:
-    """The text DuckDB casts to the column type; Decimal keeps every digit."""
+    """Convert a JSON value to the text DuckDB casts; a Decimal keeps every digit."""
     if value is None:
         return None
     if isinstance(value, bool):
@@ -349,11 +349,11 @@ def text_of(value) -> str | None:
 
 
 def referenced_fields(plan: Plan) -> set[str]:
-    """Transaction fields whose columns the plan's query reads, plus the customer.
+    """List the transaction fields whose columns the plan's query reads.
 
-    Reading the compiled query rather than the rules file keeps this right
-    for every feature the compiler gains; a name that merely matches costs
-    one extra field.
+    Reading the compiled query, not the rules file, keeps this right for
+    every feature the compiler gains. A name that merely matches costs one
+    extra field.
     """
     names = {column.name for column in plan.query().find_all(exp.Column)}
     needed = {"created_at", CUSTOMER_FIELD}

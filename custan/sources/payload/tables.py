@@ -23,7 +23,7 @@ ISO_DAY_FROM_MYSQL = "((g{position} + 5) % 7) + 1"
 
 
 def sql_type_of(name: str, function: str | None = None) -> str:
-    """The column type of a grouped field or of ``function(name)``."""
+    """Return the column type of a grouped field or of ``function(name)``."""
     if function == "count" or name.endswith("(created_at)"):
         return "BIGINT"
     if name == "created_at":

@@ -1,0 +1,424 @@
+"""Tests for the Payload source against the local Payload server on 127.0.0.1.
+
+Most expected values come from the files source run on the same CSV: the
+two routes share only the compiled plan, so agreement checks the fetching,
+the pushdown and the rebuilding of metrics. Other values are worked out by
+hand from the rows each test writes.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from custan.api import run
+from custan.errors import CustanError, RunError
+from custan.model import load_rules
+from custan.model.ruleset import Input
+from custan.sinks.text_formats import CsvSink
+from custan.sources.payload import PayloadSource, client
+from custan.sources.payload.client import RetryPolicy
+from custan.sources.payload.source import text_of, value_at
+from custan.testing.payload_server import ISO_8601_UTC, PayloadServer
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "data" / "sample"
+SAMPLE_TRANSACTIONS = SAMPLE / "transactions.csv"
+RULES_FILES = sorted((ROOT / "rules").glob("*.yaml"))
+KEY = "test_secret_key_payload_source"
+FAST_RETRY = RetryPolicy(attempts=6, base_seconds=0.01, max_wait_seconds=0.05)
+NOW = "2026-12-01T00:00:00Z"
+
+
+@pytest.fixture(scope="module")
+def sample_server():
+    with PayloadServer.from_dir(SAMPLE, key=KEY) as server:
+        yield server
+
+
+@pytest.fixture
+def server():
+    with PayloadServer.from_dir(SAMPLE, key=KEY) as running:
+        yield running
+
+
+def payload_source(server, **options) -> PayloadSource:
+    options.setdefault("retry", FAST_RETRY)
+    options.setdefault("environ", {"PAYLOAD_API_KEY": KEY})
+    spec = Input(kind="payload", url=server.url, api_version=options.pop("version", None))
+    return PayloadSource(spec, **options)
+
+
+def output_of(rules, **options) -> tuple[str, list]:
+    """The CSV text a run writes and its summary values."""
+    result = run(rules, **options)
+    try:
+        stream = io.StringIO()
+        CsvSink().write(result, stream)
+        summary = [(item.name, item.value) for item in result.summary]
+    finally:
+        result.close()
+    return stream.getvalue(), summary
+
+
+def files_output(rules) -> tuple[str, list]:
+    return output_of(rules, data=str(SAMPLE_TRANSACTIONS))
+
+
+def write_rules(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "rules.yaml"
+    path.write_text(f"version: 1\nsource:\n  path: {SAMPLE_TRANSACTIONS}\n{body}")
+    return path
+
+
+def grouped(requests) -> list:
+    return [r for r in requests if "group_by" in r.query]
+
+
+def plain(requests) -> list:
+    return [r for r in requests if "group_by" not in r.query and "max" not in r.query]
+
+
+@pytest.mark.parametrize("rules_path", RULES_FILES, ids=lambda path: path.name)
+@pytest.mark.parametrize("pushdown", [True, False], ids=["pushdown", "fetched"])
+def test_rules_file_matches_files_source(sample_server, rules_path, pushdown):
+    rules = load_rules(rules_path)
+    if rules.source.columns or rules.source.format not in (None, "csv"):
+        pytest.skip("the file maps its own columns, so the sample CSV does not fit it")
+    # Expected: the files source over the same CSV the server was loaded from.
+    expected = files_output(rules)
+    source = payload_source(sample_server, pushdown=pushdown)
+    assert output_of(rules, data=None, source=source) == expected
+
+
+def test_rfm_pushdown_sends_one_row_per_customer(sample_server):
+    sample_server.clear_requests()
+    source = payload_source(sample_server)
+    run(ROOT / "rules" / "rfm.yaml", source=source).close()
+    requests = sample_server.requests
+    # One ungrouped max(created_at), then one grouped query: a page with the
+    # 32 customers who have processed payments (count by hand in
+    # transactions.csv: acct_0001..acct_0032 all do) and an empty page.
+    assert len(requests) == 3
+    assert [r.rows for r in requests] == [1, 32, 0]
+    assert len(grouped(requests)) == 2
+    assert "type=payment" in requests[1].query
+    assert "status=processed" in requests[1].query
+
+
+PUSHED_RULES = """
+filters:
+  - type = 'payment'
+  - status in ('processed', 'authorized')
+  - amount > 1
+metrics:
+  total: {agg: sum, of: amount}
+  mean: {agg: avg, of: amount}
+  smallest: {agg: min, of: amount}
+  largest: {agg: max, of: amount}
+  first_seen: {agg: min, of: created_at}
+  purchases: {agg: count}
+  with_method: {agg: count, of: sender.method_id}
+  big: {agg: count, where: "amount >= 1000"}
+  recent: {agg: sum, of: amount, window: 30 days}
+  not_first_method: {agg: count, where: "sender.method_id not in ('pm_0001_0')"}
+  usual_method: {agg: mode, of: sender.method_id}
+  usual_day: {agg: mode, of: day_of_week(created_at)}
+  usual_hour: {agg: mode, of: hour(created_at)}
+output:
+  sort: [-total]
+"""
+
+
+def test_pushed_shapes_match_files_source(server, tmp_path):
+    rules = write_rules(tmp_path, PUSHED_RULES)
+    expected = files_output(rules)
+    actual = output_of(rules, source=payload_source(server))
+    assert actual == expected
+    assert plain(server.requests) == []
+
+
+def test_mode_day_of_week_uses_iso_numbers(tmp_path):
+    # acct_a pays twice on Sunday 2026-11-01 and twice on Monday 2026-11-02.
+    # ISO numbers Monday 1 and Sunday 7, so the tie goes to Monday (1); with
+    # MySQL's numbering (Sunday 1) it would wrongly go to Sunday.
+    rows = [
+        {"id": f"t{n}", "type": "payment", "status": "processed", "amount": "10.00",
+         "created_at": day, "sender.account_id": "acct_a", "sender.method_id": "pm_1"}
+        for n, day in enumerate(["2026-11-01 10:00:00", "2026-11-01 11:00:00",
+                                 "2026-11-02 10:00:00", "2026-11-02 12:00:00"])
+    ]
+    rules = write_rules(tmp_path, """
+metrics:
+  usual_day: {agg: mode, of: day_of_week(created_at)}
+  usual_hour: {agg: mode, of: hour(created_at)}
+  mean: {agg: avg, of: amount}
+""")
+    with PayloadServer.from_records(rows, key=KEY) as server:
+        result = run(rules, source=payload_source(server))
+        rows_out = [row for batch in result.batches() for row in batch]
+        result.close()
+        assert plain(server.requests) == []
+    # Hours: 10 twice, 11 and 12 once each, so the mode is 10.
+    # Mean: 40.00 / 4 = 10.
+    assert rows_out == [("acct_a", 1, 10, Decimal("10"))]
+
+
+def test_avg_is_exact_decimal(tmp_path):
+    # 0.10 + 0.10 + 0.20 = 0.40 over 3 payments: 0.1333… kept to 12 places,
+    # where a float average would be 0.13333333333333333.
+    rows = [
+        {"id": f"t{n}", "type": "payment", "status": "processed", "amount": amount,
+         "created_at": f"2026-11-0{n + 1} 10:00:00", "sender.account_id": "acct_a"}
+        for n, amount in enumerate(["0.10", "0.10", "0.20"])
+    ]
+    rules = write_rules(tmp_path, "metrics:\n  mean: {agg: avg, of: amount}\n")
+    with PayloadServer.from_records(rows, key=KEY) as server:
+        result = run(rules, source=payload_source(server))
+        (row,) = [row for batch in result.batches() for row in batch]
+        result.close()
+    assert row[1] == Decimal("0.133333333333")
+
+
+FETCHED_RULES = """
+filters:
+  - type = 'payment'
+  - status = 'processed'
+metrics:
+  opening: {agg: first, of: amount}
+  closing: {agg: last, of: amount}
+  total: {agg: sum, of: amount}
+  above_mean: {agg: count, where: "amount > total / 10"}
+output:
+  sort: [-total]
+"""
+
+
+def test_unpushable_metrics_fetch_transactions(server, tmp_path):
+    rules = write_rules(tmp_path, FETCHED_RULES)
+    expected = files_output(rules)
+    actual = output_of(rules, source=payload_source(server))
+    assert actual == expected
+    fetched = plain(server.requests)
+    assert fetched, "first, last and a where on a metric need the transactions"
+    # The filters travel with the request, so only processed payments come back.
+    assert all("type=payment" in r.query for r in fetched)
+    assert all("fields" in r.query for r in fetched)
+
+
+def test_small_pages_in_flight_give_same_rows(server):
+    rules = load_rules(ROOT / "rules" / "rfm.yaml")
+    expected = files_output(rules)
+    source = payload_source(server, pushdown=False, page_size=7, max_in_flight=3)
+    assert output_of(rules, source=source) == expected
+    offsets = [r.query.split("offset=")[1].split("&")[0] for r in plain(server.requests)]
+    assert len(offsets) == len(set(offsets)), "no page is fetched twice"
+
+
+def test_api_version_v1_groups_by_customer_id(server):
+    rules = load_rules(ROOT / "rules" / "rfm.yaml")
+    expected = files_output(rules)
+    assert output_of(rules, source=payload_source(server, version="v1")) == expected
+    assert all("customer_id" in r.query for r in grouped(server.requests))
+
+
+def test_iso_timestamps_read_the_same(tmp_path):
+    rules = load_rules(ROOT / "rules" / "rfm.yaml")
+    expected = files_output(rules)
+    with PayloadServer.from_dir(SAMPLE, key=KEY, timestamp_format=ISO_8601_UTC) as server:
+        for pushdown in (True, False):
+            source = payload_source(server, pushdown=pushdown)
+            assert output_of(rules, source=source) == expected
+
+
+def test_value_at_reads_flat_and_nested_rows():
+    flat = {"sender.account_id": "acct_a", "sum(amount)": Decimal("1.10")}
+    nested = {"sender": {"account_id": "acct_a"}, "status": {"value": "processed"}}
+    assert value_at(flat, "sender.account_id") == "acct_a"
+    assert value_at(nested, "sender.account_id") == "acct_a"
+    assert value_at(nested, "status") == "processed"
+    assert value_at({"status": "processed"}, "status") == "processed"
+    assert value_at(nested, "sender.method_id") is None
+    assert text_of(Decimal("1E+2")) == "100"
+
+
+def test_pushdown_100k_rows_per_customer(tmp_path):
+    connection = duckdb.connect()
+    connection.execute("SET TimeZone = 'UTC'")
+    # Row i: customer i // 100 (so rows 0..99 are acct_0000), amount
+    # (i % 100) + 0.25, a refund when i % 10 = 0, one minute apart from 2026-01-01.
+    connection.execute("""
+        CREATE TABLE transactions AS SELECT
+            'txn_' || i AS id,
+            CASE WHEN i % 10 = 0 THEN 'refund' ELSE 'payment' END AS type,
+            'processed' AS status,
+            CAST((i % 100) + 0.25 AS DECIMAL(18,2)) AS amount,
+            TIMESTAMPTZ '2026-01-01 00:00:00+00' + INTERVAL 1 MINUTE * i AS created_at,
+            'acct_' || lpad(CAST(i // 100 AS VARCHAR), 4, '0') AS "sender.account_id",
+            'pm_' || (i % 3) AS "sender.method_id"
+        FROM range(100000) AS t(i)
+    """)
+    with PayloadServer(connection, key=KEY) as server:
+        text, summary = output_of(ROOT / "rules" / "rfm.yaml",
+                                  source=payload_source(server))
+        requests = server.requests
+    # Each customer's 100 rows pay (0..99 without 0, 10, …, 90) = 4950 - 450 =
+    # 4500 plus 90 × 0.25 = 22.50, so 4522.50 in 90 purchases; 1000 customers
+    # give 4,522,500.00.
+    assert dict(summary) == {"customers": 1000, "revenue": Decimal("4522500.0000")}
+    lines = text.splitlines()
+    assert len(lines) == 1 + 1000
+    assert lines[1].split(",")[3:5] == ["90", "4522.50"]
+    # max(created_at), then the 1000 customers in one page and an empty page.
+    assert len(requests) <= 4
+    assert sum(r.rows for r in requests) == 1 + 1000
+    assert server.aggregations_run == 2
+
+
+def test_rate_limits_and_unavailable_are_retried(server):
+    rules = load_rules(ROOT / "rules" / "rfm.yaml")
+    expected = files_output(rules)
+    server.faults.rate_limit(3)
+    server.faults.unavailable(1)
+    assert output_of(rules, source=payload_source(server)) == expected
+    statuses = [r.status for r in server.requests]
+    assert statuses[:4] == [429, 429, 429, 503]
+    assert statuses[4:] == [200] * (len(statuses) - 4)
+
+
+def test_retry_after_is_honoured(server):
+    rules = load_rules(ROOT / "rules" / "rfm.yaml")
+    server.faults.rate_limit(1, retry_after=1)
+    started = time.monotonic()
+    output_of(rules, source=payload_source(server))
+    # The fast policy waits at most 0.05 s, so a second means Retry-After ruled.
+    assert time.monotonic() - started >= 1.0
+
+
+def test_broken_bodies_are_retried(server):
+    rules = load_rules(ROOT / "rules" / "rfm.yaml")
+    expected = files_output(rules)
+    server.faults.truncate(1, mode="content_length")
+    server.faults.truncate(1, mode="cut_json")
+    assert output_of(rules, source=payload_source(server)) == expected
+
+
+def test_timeouts_end_in_clear_error(server):
+    rules = load_rules(ROOT / "rules" / "rfm.yaml")
+    server.faults.slow(0.5)
+    source = payload_source(server, timeout=0.1,
+                            retry=RetryPolicy(attempts=2, base_seconds=0.01))
+    with pytest.raises(RunError, match="after 2 attempts.*timed out"):
+        run(rules, source=source)
+
+
+def test_other_errors_become_one_line(server):
+    rules = load_rules(ROOT / "rules" / "rfm.yaml")
+    server.faults.fail_always(500)
+    with pytest.raises(RunError) as caught:
+        run(rules, source=payload_source(server))
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "HTTP 500 InternalServerError: Injected failure with status 500" in message
+    # A 500 is not retried: one request only.
+    assert len(server.requests) == 1
+
+
+@pytest.fixture
+def payload_env(monkeypatch, server):
+    monkeypatch.setenv("PAYLOAD_API_KEY", KEY)
+    monkeypatch.setenv("PAYLOAD_API_URL", server.url)
+    monkeypatch.delenv("PAYLOAD_API_VERSION", raising=False)
+    monkeypatch.setattr(client, "DEFAULT_RETRY", FAST_RETRY)
+    return server
+
+
+def test_cli_source_payload_writes_same_csv(custan, payload_env, tmp_path):
+    rules = ROOT / "rules" / "rfm.yaml"
+    from_files = custan("run", rules, "--format", "csv")
+    out = tmp_path / "out.csv"
+    outcome = custan("run", rules, "--source", "payload", "-o", out, "-q")
+    assert outcome.code == 0, outcome.err
+    assert out.read_text() == from_files.out
+    assert list(csv.reader(io.StringIO(out.read_text())))[0][0] == "customer_id"
+
+
+def test_cli_failing_server_exits_1_without_output(custan, payload_env, tmp_path):
+    payload_env.faults.fail_always(503)
+    out = tmp_path / "out.csv"
+    outcome = custan("run", ROOT / "rules" / "rfm.yaml", "--source", "payload", "-o", out)
+    assert outcome.code == 1
+    assert "failed after 6 attempts" in outcome.err
+    assert "HTTP 503" in outcome.err
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_wrong_key_names_variable_not_key(custan, payload_env, monkeypatch, tmp_path):
+    wrong = "test_secret_key_wrong_one"
+    monkeypatch.setenv("PAYLOAD_API_KEY", wrong)
+    encoded = base64.b64encode(f"{wrong}:".encode()).decode()
+    out = tmp_path / "out.csv"
+    outcome = custan("--debug", "run", ROOT / "rules" / "rfm.yaml", "--source", "payload",
+                     "-o", out)
+    assert outcome.code == 1
+    assert "HTTP 401" in outcome.err
+    assert "PAYLOAD_API_KEY" in outcome.err
+    assert wrong not in outcome.err + outcome.out
+    assert encoded not in outcome.err + outcome.out
+    assert not out.exists()
+
+
+def test_wrong_key_error_text_hides_key(server):
+    wrong = "test_secret_key_wrong_two"
+    source = payload_source(server, environ={"PAYLOAD_KEY_B": wrong})
+    source.settings = source.settings.__class__(server.url, "v2", "PAYLOAD_KEY_B")
+    with pytest.raises(RunError) as caught:
+        run(ROOT / "rules" / "rfm.yaml", source=source)
+    assert "PAYLOAD_KEY_B" in str(caught.value)
+    assert wrong not in str(caught.value)
+    assert wrong not in repr(source)
+
+
+def test_missing_key_names_the_variable(server):
+    source = payload_source(server, environ={})
+    with pytest.raises(CustanError, match="PAYLOAD_API_KEY is not set"):
+        run(ROOT / "rules" / "rfm.yaml", source=source)
+    assert server.requests == []
+
+
+def test_rules_file_payload_source_reads_environment(custan, payload_env, tmp_path):
+    rules = tmp_path / "rules.yaml"
+    text = (ROOT / "rules" / "rfm.yaml").read_text()
+    text = text.replace("  path: ../data/sample/transactions.csv",
+                        "  kind: payload\n  key_env: PAYLOAD_API_KEY")
+    rules.write_text(text)
+    from_files = custan("run", ROOT / "rules" / "rfm.yaml", "--format", "csv")
+    outcome = custan("run", rules, "--format", "csv", "-q")
+    assert outcome.code == 0, outcome.err
+    assert outcome.out == from_files.out
+    assert payload_env.requests
+
+
+def test_cli_progress_hidden_off_terminal(custan, payload_env, tmp_path):
+    # Standard error is captured, not a terminal, so no progress display is drawn.
+    out = tmp_path / "out.csv"
+    outcome = custan("run", ROOT / "rules" / "rfm.yaml", "--source", "payload", "-o", out)
+    assert outcome.code == 0, outcome.err
+    # 32 customers, as counted in test_rfm_pushdown_sends_one_row_per_customer.
+    assert outcome.err == f"wrote 32 rows to {out}\n"
+
+
+def test_cli_sql_source_payload_reads_customer_metrics(custan, payload_env):
+    outcome = custan("sql", ROOT / "rules" / "rfm.yaml", "--source", "payload")
+    assert outcome.code == 0, outcome.err
+    assert "customer_metrics" in outcome.out
+    assert "read_csv" not in outcome.out
+    assert payload_env.requests == []
