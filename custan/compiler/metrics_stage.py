@@ -1,10 +1,10 @@
 """Stage one: filters and per-customer aggregates over the transactions.
 
 Builds the common table expressions that turn the ``transactions`` relation
-into one record per customer (or per customer and ``per`` key values):
+into one record per customer, or per customer and ``per`` key values. They are
 ``evaluation`` (the as_of instant), ``purchases`` (the filtered rows), one
-``metrics_N`` per dependency level and one subquery per ``mode`` metric, joined
-into ``customer_metrics`` together with the account's signup instant.
+``metrics_N`` per dependency level and one subquery per ``mode`` metric. All are
+joined into ``customer_metrics``, together with the account's signup instant.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class CompiledMetric:
 class MetricsStage:
     """The CTEs of stage one and the type of every column it adds per customer.
 
-    ``types`` holds the ``per`` keys first, then the metrics, then
+    ``types`` lists the ``per`` keys first, then the metrics, then
     ``account_created_at`` when the rules file reads accounts.
     """
 
@@ -167,7 +167,7 @@ def _check_names(rules: RuleSet) -> None:
 
 
 def _compile_keys(rules: RuleSet, functions: FunctionTable) -> dict[str, Typed]:
-    """The per keys, computed on each purchase from its own fields."""
+    """Compile the per keys, which each purchase computes from its own fields."""
     scope = transaction_scope(functions, rules.time_zone, params=rules.params)
     return {name: compile_expression(expr, scope) for name, expr in rules.per.items()}
 
@@ -289,19 +289,19 @@ def _level_ctes(
 
 
 def _table_of(item: CompiledMetric) -> str:
-    """The CTE that holds a metric's column."""
+    """Return the name of the CTE that contains a metric's column."""
     if item.aggregate is None:
         return f"mode_{item.metric.name}"
     return f"metrics_{item.level}"
 
 
 def _grain_columns(grain: list[str], table: str | None = None) -> list[exp.Column]:
-    """The columns that identify a metrics row: the customer, then the per keys."""
+    """Return the columns that identify a metrics row: customer, then per keys."""
     return [column(CUSTOMER_COLUMN, table)] + [column(key, table) for key in grain]
 
 
 def _same_row(left: str, right: str, grain: list[str]) -> exp.Expression:
-    """Join condition on the grain; a null per key matches a null key."""
+    """Build the join condition on the grain; a null per key matches a null key."""
     conditions: list[exp.Expression] = [
         exp.EQ(
             this=column(CUSTOMER_COLUMN, left),
@@ -399,13 +399,13 @@ def _mode_select(
 
 
 def _signups() -> exp.Select:
-    """One signup instant per account id; a repeated id keeps its earliest."""
+    """Select one signup instant per account id; a repeated id keeps its earliest."""
     created = exp.alias_(call("min", column("created_at")), "created_at", quoted=True)
     return exp.select(column("id"), created).from_(ACCOUNTS).group_by(column("id"))
 
 
 def _customer_rows(grain: list[str]) -> exp.Select:
-    """The metrics rows, plus a row with null keys for each account with no purchase."""
+    """Select the metrics rows and a null-key row for each account with no purchase."""
     active = exp.select(*_grain_columns(grain)).from_("metrics_1")
     bought = (
         exp.select(exp.Literal.number(1))

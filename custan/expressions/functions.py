@@ -338,7 +338,7 @@ def share(args: list[Typed], call: Call) -> Typed:
 
 
 def _value_by(extreme: str):
-    """The value on the row with the smallest (min) or largest (max) key.
+    """Build min_by or max_by: the value on the row with the smallest or largest key.
 
     Rows whose key is null are skipped. Rows that tie on the key resolve to the
     smallest value for min_by and the largest for max_by, so the result never
