@@ -12,6 +12,7 @@ import base64
 import csv
 import io
 import time
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -34,7 +35,7 @@ SAMPLE_TRANSACTIONS = SAMPLE / "transactions.csv"
 RULES_FILES = sorted((ROOT / "rules").glob("*.yaml"))
 KEY = "test_secret_key_payload_source"
 FAST_RETRY = RetryPolicy(attempts=6, base_seconds=0.01, max_wait_seconds=0.05)
-NOW = "2026-12-01T00:00:00Z"
+NOW = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -52,13 +53,16 @@ def server():
 def payload_source(server, **options) -> PayloadSource:
     options.setdefault("retry", FAST_RETRY)
     options.setdefault("environ", {"PAYLOAD_API_KEY": KEY})
-    spec = Input(kind="payload", url=server.url, api_version=options.pop("version", None))
+    spec = Input(
+        kind="payload", url=server.url, api_version=options.pop("version", None)
+    )
     return PayloadSource(spec, **options)
 
 
 def output_of(rules, **options) -> tuple[str, list]:
     """The CSV text a run writes and its summary values."""
-    result = run(rules, **options)
+    # A fixed now keeps files that use as_of: now comparable across two runs.
+    result = run(rules, now=NOW, **options)
     try:
         stream = io.StringIO()
         CsvSink().write(result, stream)
@@ -150,17 +154,33 @@ def test_mode_day_of_week_uses_iso_numbers(tmp_path):
     # ISO numbers Monday 1 and Sunday 7, so the tie goes to Monday (1); with
     # MySQL's numbering (Sunday 1) it would wrongly go to Sunday.
     rows = [
-        {"id": f"t{n}", "type": "payment", "status": "processed", "amount": "10.00",
-         "created_at": day, "sender.account_id": "acct_a", "sender.method_id": "pm_1"}
-        for n, day in enumerate(["2026-11-01 10:00:00", "2026-11-01 11:00:00",
-                                 "2026-11-02 10:00:00", "2026-11-02 12:00:00"])
+        {
+            "id": f"t{n}",
+            "type": "payment",
+            "status": "processed",
+            "amount": "10.00",
+            "created_at": day,
+            "sender.account_id": "acct_a",
+            "sender.method_id": "pm_1",
+        }
+        for n, day in enumerate(
+            [
+                "2026-11-01 10:00:00",
+                "2026-11-01 11:00:00",
+                "2026-11-02 10:00:00",
+                "2026-11-02 12:00:00",
+            ]
+        )
     ]
-    rules = write_rules(tmp_path, """
+    rules = write_rules(
+        tmp_path,
+        """
 metrics:
   usual_day: {agg: mode, of: day_of_week(created_at)}
   usual_hour: {agg: mode, of: hour(created_at)}
   mean: {agg: avg, of: amount}
-""")
+""",
+    )
     with PayloadServer.from_records(rows, key=KEY) as server:
         result = run(rules, source=payload_source(server))
         rows_out = [row for batch in result.batches() for row in batch]
@@ -175,8 +195,14 @@ def test_avg_is_exact_decimal(tmp_path):
     # 0.10 + 0.10 + 0.20 = 0.40 over 3 payments: 0.1333… kept to 12 places,
     # where a float average would be 0.13333333333333333.
     rows = [
-        {"id": f"t{n}", "type": "payment", "status": "processed", "amount": amount,
-         "created_at": f"2026-11-0{n + 1} 10:00:00", "sender.account_id": "acct_a"}
+        {
+            "id": f"t{n}",
+            "type": "payment",
+            "status": "processed",
+            "amount": amount,
+            "created_at": f"2026-11-0{n + 1} 10:00:00",
+            "sender.account_id": "acct_a",
+        }
         for n, amount in enumerate(["0.10", "0.10", "0.20"])
     ]
     rules = write_rules(tmp_path, "metrics:\n  mean: {agg: avg, of: amount}\n")
@@ -218,7 +244,9 @@ def test_small_pages_in_flight_give_same_rows(server):
     expected = files_output(rules)
     source = payload_source(server, pushdown=False, page_size=7, max_in_flight=3)
     assert output_of(rules, source=source) == expected
-    offsets = [r.query.split("offset=")[1].split("&")[0] for r in plain(server.requests)]
+    offsets = [
+        r.query.split("offset=")[1].split("&")[0] for r in plain(server.requests)
+    ]
     assert len(offsets) == len(set(offsets)), "no page is fetched twice"
 
 
@@ -232,7 +260,9 @@ def test_api_version_v1_groups_by_customer_id(server):
 def test_iso_timestamps_read_the_same(tmp_path):
     rules = load_rules(ROOT / "rules" / "rfm.yaml")
     expected = files_output(rules)
-    with PayloadServer.from_dir(SAMPLE, key=KEY, timestamp_format=ISO_8601_UTC) as server:
+    with PayloadServer.from_dir(
+        SAMPLE, key=KEY, timestamp_format=ISO_8601_UTC
+    ) as server:
         for pushdown in (True, False):
             source = payload_source(server, pushdown=pushdown)
             assert output_of(rules, source=source) == expected
@@ -266,8 +296,9 @@ def test_pushdown_100k_rows_per_customer(tmp_path):
         FROM range(100000) AS t(i)
     """)
     with PayloadServer(connection, key=KEY) as server:
-        text, summary = output_of(ROOT / "rules" / "rfm.yaml",
-                                  source=payload_source(server))
+        text, summary = output_of(
+            ROOT / "rules" / "rfm.yaml", source=payload_source(server)
+        )
         requests = server.requests
     # Each customer's 100 rows pay (0..99 without 0, 10, …, 90) = 4950 - 450 =
     # 4500 plus 90 × 0.25 = 22.50, so 4522.50 in 90 purchases; 1000 customers
@@ -313,8 +344,9 @@ def test_broken_bodies_are_retried(server):
 def test_timeouts_end_in_clear_error(server):
     rules = load_rules(ROOT / "rules" / "rfm.yaml")
     server.faults.slow(0.5)
-    source = payload_source(server, timeout=0.1,
-                            retry=RetryPolicy(attempts=2, base_seconds=0.01))
+    source = payload_source(
+        server, timeout=0.1, retry=RetryPolicy(attempts=2, base_seconds=0.01)
+    )
     with pytest.raises(RunError, match="after 2 attempts.*timed out"):
         run(rules, source=source)
 
@@ -353,7 +385,9 @@ def test_cli_source_payload_writes_same_csv(custan, payload_env, tmp_path):
 def test_cli_failing_server_exits_1_without_output(custan, payload_env, tmp_path):
     payload_env.faults.fail_always(503)
     out = tmp_path / "out.csv"
-    outcome = custan("run", ROOT / "rules" / "rfm.yaml", "--source", "payload", "-o", out)
+    outcome = custan(
+        "run", ROOT / "rules" / "rfm.yaml", "--source", "payload", "-o", out
+    )
     assert outcome.code == 1
     assert "failed after 6 attempts" in outcome.err
     assert "HTTP 503" in outcome.err
@@ -361,13 +395,16 @@ def test_cli_failing_server_exits_1_without_output(custan, payload_env, tmp_path
     assert list(tmp_path.iterdir()) == []
 
 
-def test_cli_wrong_key_names_variable_not_key(custan, payload_env, monkeypatch, tmp_path):
+def test_cli_wrong_key_names_variable_not_key(
+    custan, payload_env, monkeypatch, tmp_path
+):
     wrong = "test_secret_key_wrong_one"
     monkeypatch.setenv("PAYLOAD_API_KEY", wrong)
     encoded = base64.b64encode(f"{wrong}:".encode()).decode()
     out = tmp_path / "out.csv"
-    outcome = custan("--debug", "run", ROOT / "rules" / "rfm.yaml", "--source", "payload",
-                     "-o", out)
+    outcome = custan(
+        "--debug", "run", ROOT / "rules" / "rfm.yaml", "--source", "payload", "-o", out
+    )
     assert outcome.code == 1
     assert "HTTP 401" in outcome.err
     assert "PAYLOAD_API_KEY" in outcome.err
@@ -397,8 +434,10 @@ def test_missing_key_names_the_variable(server):
 def test_rules_file_payload_source_reads_environment(custan, payload_env, tmp_path):
     rules = tmp_path / "rules.yaml"
     text = (ROOT / "rules" / "rfm.yaml").read_text()
-    text = text.replace("  path: ../data/sample/transactions.csv",
-                        "  kind: payload\n  key_env: PAYLOAD_API_KEY")
+    text = text.replace(
+        "  path: ../data/sample/transactions.csv",
+        "  kind: payload\n  key_env: PAYLOAD_API_KEY",
+    )
     rules.write_text(text)
     from_files = custan("run", ROOT / "rules" / "rfm.yaml", "--format", "csv")
     outcome = custan("run", rules, "--format", "csv", "-q")
@@ -410,7 +449,9 @@ def test_rules_file_payload_source_reads_environment(custan, payload_env, tmp_pa
 def test_cli_progress_hidden_off_terminal(custan, payload_env, tmp_path):
     # Standard error is captured, not a terminal, so no progress display is drawn.
     out = tmp_path / "out.csv"
-    outcome = custan("run", ROOT / "rules" / "rfm.yaml", "--source", "payload", "-o", out)
+    outcome = custan(
+        "run", ROOT / "rules" / "rfm.yaml", "--source", "payload", "-o", out
+    )
     assert outcome.code == 0, outcome.err
     # 32 customers, as counted in test_rfm_pushdown_sends_one_row_per_customer.
     assert outcome.err == f"wrote 32 rows to {out}\n"

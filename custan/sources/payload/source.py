@@ -24,7 +24,12 @@ from custan.compiler.fields import (
     MONEY_SQL_TYPE,
     TRANSACTION_FIELDS,
 )
-from custan.compiler.metrics_stage import CUSTOMER_METRICS, EVALUATION, TRANSACTIONS
+from custan.compiler.metrics_stage import (
+    CUSTOMER_METRICS,
+    EVALUATION,
+    PURCHASES,
+    TRANSACTIONS,
+)
 from custan.compiler.plan import Plan, parse_instant
 from custan.errors import DataError, RulesError, RunError
 from custan.expressions import sql
@@ -280,12 +285,7 @@ class PayloadSource:
         _create_table(connection, FETCHED_TABLE, columns)
         if as_of is None:
             return
-        conditions: list[Condition] = [InstantFilter("<=")]
-        conditions += [InstantFilter(">=", span) for span in plan.rules.windows]
-        for expr in plan.rules.filters:
-            # Each filter is one conjunct, so sending any subset keeps every needed row.
-            conditions += translate_filter(expr) or []
-        params = self._filter_params(conditions, as_of)
+        params = self._filter_params(_fetch_conditions(plan), as_of)
         fields = [self._wire(name) for name in TRANSACTION_FIELDS if name in needed]
         params += [(f"fields[{i}]", wire) for i, wire in enumerate(fields)]
         params.append(("order_by[0]", "id"))
@@ -312,6 +312,25 @@ class PayloadSource:
                 [text_of(value_at(row, key)) for row in page] for *_, key in columns
             ]
             insert_columns(connection, table, columns, values)
+
+
+def _fetch_conditions(plan: Plan) -> list[Condition]:
+    """Return the filters that every row the plan reads must pass.
+
+    Only the ``purchases`` step applies the file's filters and as_of, so
+    when another step reads the transactions too, nothing is filtered.
+    """
+    readers = [*plan.metrics.ctes, *plan.stage.ctes, ("output", plan.output.final)]
+    for name, select in readers:
+        tables = {table.name for table in select.find_all(exp.Table)}
+        if TRANSACTIONS in tables and name not in (EVALUATION, PURCHASES):
+            return []
+    conditions: list[Condition] = [InstantFilter("<=")]
+    conditions += [InstantFilter(">=", span) for span in plan.rules.windows]
+    for expr in plan.rules.filters:
+        # Each filter is one conjunct, so sending any subset keeps every needed row.
+        conditions += translate_filter(expr) or []
+    return conditions
 
 
 def response_key(wire: str) -> str:
