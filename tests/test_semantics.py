@@ -367,3 +367,22 @@ metrics:
     assert row["recent"] == "101.00"
     assert row["large"] == "1"
     assert row["refunds"] == "0.00"
+
+
+def test_unread_fields_need_no_column(tmp_path, custan):
+    # No status, type or method column: rules that never read them still run,
+    # and count(*) counts rows without generated ids.
+    (tmp_path / "tx.csv").write_text(
+        "sender.account_id,created_at,amount\nc,2026-01-01,2.50\nc,2026-01-02,2.50\n"
+    )
+    text = """
+version: 1
+source: {path: tx.csv}
+metrics:
+  purchases: {agg: count}
+  total: {agg: sum, of: amount}
+"""
+    rules = write_rules(tmp_path, text)
+    row = by_customer(custan("run", rules, "--format", "csv"))["c"]
+    assert row["purchases"] == "2"
+    assert row["total"] == "5.00"

@@ -77,6 +77,20 @@ class Plan:
         ctes += self.stage.ctes
         return _with_ctes(self.output.final, ctes)
 
+    def fields_read(self) -> set[str]:
+        """The transaction fields stage one reads; a source may leave out the rest.
+
+        The customer and created_at are always read: every purchase needs a
+        customer, and as_of bounds every row.
+        """
+        by_column = {field.column: name for name, field in TRANSACTION_FIELDS.items()}
+        names = {"created_at", "sender.account_id"}
+        for _, cte in self.metrics.ctes:
+            for column in cte.find_all(exp.Column):
+                if column.name in by_column:
+                    names.add(by_column[column.name])
+        return names
+
     def rules_query(self) -> exp.Select:
         """Stage two alone, reading a ``customer_metrics`` table."""
         return _with_ctes(self.output.final, list(self.stage.ctes))

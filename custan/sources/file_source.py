@@ -19,12 +19,14 @@ class FileSource:
         self.reader = FileReader(spec, data_override)
 
     def prepare(self, plan: Plan, connection: duckdb.DuckDBPyConnection) -> exp.Select:
-        return plan.query(self.reader.relation(connection))
+        return plan.query(self.reader.relation(connection, fields=plan.fields_read()))
 
     def describe(self, plan: Plan) -> exp.Select:
         connection = duckdb.connect()
         try:
-            return plan.query(self.reader.relation(connection))
+            return plan.query(
+                self.reader.relation(connection, fields=plan.fields_read())
+            )
         finally:
             connection.close()
 

@@ -261,11 +261,18 @@ class FileReader:
         connection: duckdb.DuckDBPyConnection,
         strict: bool = True,
         with_filename: bool = False,
+        fields: set[str] | None = None,
     ) -> exp.Select:
-        """SELECT of the canonical fields, parsed and typed, from the files."""
+        """SELECT of the canonical fields, parsed and typed, from the files.
+
+        With ``fields``, other fields are left out: they are neither parsed
+        nor required, and rows get generated ids only when ``id`` is read.
+        """
         available = self.columns(connection)
         projections = []
         for name, field in self.fields.items():
+            if fields is not None and name not in fields:
+                continue
             node = self._field_sql(name, available, strict)
             projections.append(exp.alias_(node, field.column, quoted=True))
         if with_filename:
