@@ -172,3 +172,137 @@ def test_cdnow_summary_values_match_published_figures():
     # values are 27.455 and 27.54, so the exact median 27.4975 rounds to 27.
     assert summary["repeat_median"] == Decimal("27.4975")
     assert round(summary["repeat_median"]) == 27
+
+
+def grouped_rules(tmp_path, body: str):
+    """Write a rules file over the fixture's purchases with ``body`` appended."""
+    text = (
+        "version: 1\n"
+        f"source: {{path: {DATA / 'transactions.csv'}}}\n"
+        "filters: [\"type = 'payment'\", \"status = 'processed'\"]\n"
+    )
+    path = tmp_path / "rules.yaml"
+    path.write_text(text + body)
+    return path
+
+
+# Per customer, the fixture's purchases are: acct_a 3 purchases, 35.50;
+# acct_b 2, 42.25; acct_c 3, 13.00; acct_x 2, 100.00; acct_y 1, 25.00.
+PER_CUSTOMER = "metrics:\n  purchases: {agg: count}\n  spent: {agg: sum, of: amount}\n"
+
+
+def test_min_by_max_by_break_ties(custan, tmp_path):
+    rules = grouped_rules(
+        tmp_path,
+        PER_CUSTOMER + "output:\n"
+        "  values:\n"
+        "    fewest: min_by(spent, purchases)\n"
+        "    most: max_by(spent, purchases)\n"
+        "    most_buyer: max_by(customer_id, purchases)\n",
+    )
+    outcome = custan("run", rules, "--format", "csv")
+    assert outcome.code == 0, outcome.err
+    row = outcome.csv_rows()[0]
+    # acct_y alone has the fewest purchases (1) and spent 25.00.
+    assert row["fewest"] == "25.00"
+    # acct_a and acct_c tie at 3 purchases; max_by takes the larger value:
+    # 35.50 over 13.00, and 'acct_c' over 'acct_a'.
+    assert row["most"] == "35.50"
+    assert row["most_buyer"] == "acct_c"
+
+
+def test_median_and_stddev(custan, tmp_path):
+    rules = grouped_rules(
+        tmp_path,
+        PER_CUSTOMER + "output:\n"
+        "  values:\n"
+        "    middle: median(spent)\n"
+        "    spread: stddev(spent)\n"
+        "    middle_count: median(purchases)\n"
+        "  decimals: 4\n",
+    )
+    outcome = custan("run", rules, "--format", "csv")
+    assert outcome.code == 0, outcome.err
+    row = outcome.csv_rows()[0]
+    # Spends in order: 13.00, 25.00, 35.50, 42.25, 100.00; the middle one.
+    assert row["middle"] == "35.50"
+    # Mean 215.75 / 5 = 43.15; squared deviations 909.0225 + 329.4225 +
+    # 58.5225 + 0.81 + 3231.9225 = 4529.70; / 4 = 1132.425; root 33.6515.
+    assert row["spread"] == "33.6515"
+    # Purchases 1, 2, 2, 3, 3: the middle one is 2.
+    assert row["middle_count"] == "2"
+
+
+def test_start_of_day_in_file_time_zone(custan, tmp_path):
+    rules = grouped_rules(
+        tmp_path,
+        "time_zone: America/Sao_Paulo\n"
+        "per:\n  day: start_of_day(created_at)\n"
+        "metrics:\n  spent: {agg: sum, of: amount}\n"
+        "output:\n  where: customer_id = 'acct_c'\n  columns: [day, spent]\n",
+    )
+    outcome = custan("run", rules, "--format", "csv")
+    assert outcome.code == 0, outcome.err
+    rows = [(row["day"], row["spent"]) for row in outcome.csv_rows()]
+    # Sao Paulo is UTC-3 in 2024 (no daylight saving). t12 (18:00Z) and t13
+    # (20:00Z) fall on 2024-02-15 there, which began at 03:00Z; t08 at
+    # 2024-03-11T09:00Z is 06:00 local on 2024-03-11.
+    assert rows == [
+        ("2024-02-15T03:00:00Z", "5.00"),
+        ("2024-03-11T03:00:00Z", "8.00"),
+    ]
+
+
+def test_param_types_and_override(custan, tmp_path):
+    rules = grouped_rules(
+        tmp_path,
+        "params:\n"
+        "  floor: 30\n"
+        "  label: big\n"
+        "  rate: 0.5\n"
+        "  enabled: true\n" + PER_CUSTOMER + "derived:\n"
+        "  kind: case when enabled and spent >= floor then label else 'small' end\n"
+        "  half: spent * rate\n"
+        "output:\n  columns: [kind, half]\n",
+    )
+    outcome = custan("run", rules, "--format", "csv")
+    assert outcome.code == 0, outcome.err
+    rows = {
+        row["customer_id"]: (row["kind"], row["half"]) for row in outcome.csv_rows()
+    }
+    # acct_a spent 35.50 >= 30: big, half 17.75; acct_c spent 13.00: small.
+    assert rows["acct_a"] == ("big", "17.75")
+    assert rows["acct_c"] == ("small", "6.50")
+    outcome = custan(
+        "run",
+        rules,
+        "--format",
+        "csv",
+        "--param",
+        "floor=40",
+        "--param",
+        "label=large",
+        "--param",
+        "rate=0.25",
+    )
+    assert outcome.code == 0, outcome.err
+    rows = {
+        row["customer_id"]: (row["kind"], row["half"]) for row in outcome.csv_rows()
+    }
+    # With floor 40, acct_a (35.50) is small and acct_b (42.25) is large;
+    # a quarter of 35.50 is 8.875, written as 8.88 (half-even to cents).
+    assert rows["acct_a"] == ("small", "8.88")
+    assert rows["acct_b"] == ("large", "10.56")
+
+
+def test_param_reusing_name_rejected(custan, tmp_path):
+    rules = grouped_rules(tmp_path, "params:\n  spent: 1\n" + PER_CUSTOMER)
+    outcome = custan("validate", rules)
+    assert outcome.code == 2
+    assert "param 'spent' reuses a field or a declared name" in outcome.err
+
+
+def test_param_without_equals_rejected(custan):
+    outcome = custan("run", BTYD, "--param", "days_per_unit")
+    assert outcome.code == 2
+    assert "write it as NAME=VALUE" in outcome.err

@@ -228,3 +228,106 @@ def test_cohort_files_validate(custan):
     )
     assert outcome.code == 0, outcome.err
     assert outcome.out.count(": ok") == 4
+
+
+def per_customer_rules(tmp_path, body: str, accounts: bool = False):
+    """Write a rules file over the fixture's purchases with ``body`` appended."""
+    text = (
+        "version: 1\n"
+        f"source: {{path: {DATA / 'transactions.csv'}}}\n"
+        "filters: [\"type = 'payment'\", \"status = 'processed'\"]\n"
+    )
+    if accounts:
+        text += f"accounts: {{path: {DATA / 'accounts.csv'}, include_all: true}}\n"
+    return write_rules(tmp_path, text + body)
+
+
+def test_months_between_counts_calendar_months(custan, tmp_path):
+    rules = per_customer_rules(
+        tmp_path,
+        "metrics:\n"
+        "  first: {agg: min, of: created_at}\n"
+        "  last: {agg: max, of: created_at}\n"
+        "derived:\n"
+        "  months: months_between(first, last)\n"
+        "output:\n  columns: [months]\n",
+    )
+    outcome = custan("run", rules, "--format", "csv")
+    assert outcome.code == 0, outcome.err
+    months = {row["customer_id"]: row["months"] for row in outcome.csv_rows()}
+    # acct_a: 2024-01-06 to 2024-02-29 (UTC) is January to February, 1 month
+    # although 54 days pass. acct_b: 2024-02-02 to 2024-04-15, 2 months.
+    # acct_c: 2024-02-15 to 2024-03-11, 1 month though under 4 weeks pass.
+    # acct_x: 2024-01-15 to 2024-03-15, 2. acct_y: one purchase, 0.
+    assert months == {
+        "acct_a": "1",
+        "acct_b": "2",
+        "acct_c": "1",
+        "acct_x": "2",
+        "acct_y": "0",
+    }
+
+
+def test_months_between_in_file_time_zone(custan, tmp_path):
+    rules = per_customer_rules(
+        tmp_path,
+        "time_zone: Europe/Paris\n"
+        "metrics:\n"
+        "  first: {agg: min, of: created_at}\n"
+        "  last: {agg: max, of: created_at}\n"
+        "derived:\n"
+        "  months: months_between(first, last)\n"
+        "output:\n  where: customer_id = 'acct_a'\n  columns: [months]\n",
+    )
+    outcome = custan("run", rules, "--format", "csv")
+    assert outcome.code == 0, outcome.err
+    # In Paris, t04 (2024-02-29T23:30Z) is 2024-03-01 00:30, so acct_a's
+    # purchases run from January to March: 2 months, where UTC gives 1.
+    assert outcome.csv_rows()[0]["months"] == "2"
+
+
+def test_include_all_gives_idle_accounts_zeros(custan, tmp_path):
+    rules = per_customer_rules(
+        tmp_path,
+        "metrics:\n"
+        "  purchases: {agg: count}\n"
+        "  spent: {agg: sum, of: amount}\n"
+        "  last: {agg: max, of: created_at}\n"
+        "output:\n  columns: [purchases, spent, last, account_created_at]\n",
+        accounts=True,
+    )
+    outcome = custan("run", rules, "--format", "csv")
+    assert outcome.code == 0, outcome.err
+    rows = {row["customer_id"]: row for row in outcome.csv_rows()}
+    # acct_d signed up but only has a voided payment: a row with 0 purchases
+    # and 0.00 spent; max has no value to show, so it stays empty.
+    assert rows["acct_d"]["purchases"] == "0"
+    assert rows["acct_d"]["spent"] == "0.00"
+    assert rows["acct_d"]["last"] == ""
+    assert rows["acct_d"]["account_created_at"] == "2024-02-20T00:00:00Z"
+    # acct_x has purchases but no account row: its signup is empty.
+    assert rows["acct_x"]["account_created_at"] == ""
+    assert sorted(rows) == ["acct_a", "acct_b", "acct_c", "acct_d", "acct_x", "acct_y"]
+
+
+def test_customers_sharing_counts_distinct_customers(custan, tmp_path):
+    rules = per_customer_rules(
+        tmp_path,
+        "per:\n  month: month_of(created_at)\n"
+        "metrics:\n  purchases: {agg: count}\n"
+        "derived:\n"
+        "  in_month: customers_sharing(month)\n"
+        "  everyone: customers_sharing()\n"
+        "output:\n"
+        "  where: customer_id = 'acct_c'\n"
+        "  columns: [month, in_month, everyone]\n",
+    )
+    outcome = custan("run", rules, "--format", "csv")
+    assert outcome.code == 0, outcome.err
+    rows = [
+        (row["month"], row["in_month"], row["everyone"]) for row in outcome.csv_rows()
+    ]
+    # February has purchases by acct_a (t04, UTC), acct_b and acct_c: 3.
+    # March has acct_c and acct_x: 2. All months together have the five
+    # buyers a, b, c, x and y, each counted once however many rows they have.
+    assert rows == [("2024-02", "3", "5"), ("2024-03", "2", "5")]

@@ -33,7 +33,9 @@ def _literal(value: Any) -> Binding:
         return Binding(Type.BOOLEAN, exp.Boolean(this=value))
     if isinstance(value, int):
         return Binding(Type.INTEGER, exp.Literal.number(value))
-    if isinstance(value, (float, Decimal)):
+    if isinstance(value, Decimal):
+        return Binding(Type.DECIMAL, exp.Literal.number(str(value)))
+    if isinstance(value, float):
         # repr keeps the digits as written (0.1, not 0.1000000000000000055).
         return Binding(Type.DECIMAL, exp.Literal.number(repr(value)))
     return Binding(Type.TEXT, exp.Literal.string(str(value)))
