@@ -203,3 +203,28 @@ def test_unknown_option_is_usage_error(tmp_path, custan):
     outcome = custan("run", "x.yaml", "--colour")
     assert outcome.code == 2
     assert "unrecognized arguments: --colour" in outcome.err
+
+
+def test_expression_size_is_capped(tmp_path, custan):
+    # A flat list of 450 values is more than the 400 nodes an expression may hold.
+    condition = "total in (" + ", ".join(str(n) for n in range(450)) + ")"
+    rules = write_rules(tmp_path, GOOD.replace("total >= 100", condition))
+    outcome = custan("validate", rules)
+    assert outcome.code == 2
+    assert "the expression is too large (more than 400 parts)" in outcome.err
+
+
+def test_expression_nesting_is_capped(tmp_path, custan):
+    condition = "(" * 70 + "total" + ")" * 70 + " >= 100"
+    rules = write_rules(tmp_path, GOOD.replace("total >= 100", condition))
+    outcome = custan("validate", rules)
+    assert outcome.code == 2
+    assert "the expression nests deeper than 64 levels" in outcome.err
+
+
+def test_long_flat_chain_is_not_nesting(tmp_path, custan):
+    # SQL parses a + b + c as ((a + b) + c): 40 terms are 40 levels deep but
+    # written flat, and stay within the depth limit.
+    condition = " + ".join(["total"] * 40) + " >= 100"
+    rules = write_rules(tmp_path, GOOD.replace("total >= 100", condition))
+    assert custan("validate", rules).code == 0

@@ -386,3 +386,45 @@ metrics:
     row = by_customer(custan("run", rules, "--format", "csv"))["c"]
     assert row["purchases"] == "2"
     assert row["total"] == "5.00"
+
+
+def test_segment_by_score_cell_membership(tmp_path, custan):
+    # r from recency, f from count: a bought 3 times 5 days before as_of
+    # (r 5, f 3: cell '53'), b once 50 days before (r 4, f 1: cell '41').
+    # Only '53' is in the Champions list; b falls to the default.
+    text = """
+version: 1
+source: {path: tx.csv}
+as_of: 2026-03-01
+metrics:
+  last_purchase: {agg: max, of: created_at}
+  purchases: {agg: count}
+derived:
+  days_since_last: days_since(last_purchase)
+scores:
+  r: {of: days_since_last, bands: [{below: 30, score: 5}, {below: 90, score: 4}],
+      default: 1}
+  f: {of: purchases, bands: [{at_least: 3, score: 3}], default: 1}
+derived_cells: {}
+segments:
+  - name: Champions
+    when: rfm in ('55', '54', '53')
+  - name: Others
+"""
+    text = text.replace("derived_cells: {}\n", "")
+    text = text.replace(
+        "  days_since_last: days_since(last_purchase)\n",
+        "  days_since_last: days_since(last_purchase)\n  rfm: concat(r, f)\n",
+    )
+    write_transactions(tmp_path, [
+        ("t1", "payment", "processed", "1", "2026-02-20", "a", "pm"),
+        ("t2", "payment", "processed", "1", "2026-02-22", "a", "pm"),
+        ("t3", "payment", "processed", "1", "2026-02-24", "a", "pm"),
+        ("t4", "payment", "processed", "1", "2026-01-10", "b", "pm"),
+    ])
+    rules = write_rules(tmp_path, text)
+    rows = by_customer(custan("run", rules, "--format", "csv"))
+    assert rows["a"]["rfm"] == "53"
+    assert rows["a"]["segment"] == "Champions"
+    assert rows["b"]["rfm"] == "41"
+    assert rows["b"]["segment"] == "Others"

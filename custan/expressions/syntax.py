@@ -14,7 +14,7 @@ from sqlglot.errors import ParseError, TokenError
 from custan.errors import Location, RulesError
 
 MAX_NODES = 400
-MAX_DEPTH = 32
+MAX_DEPTH = 64
 
 
 class RulesDialect(Dialect):
