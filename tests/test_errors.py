@@ -215,11 +215,26 @@ def test_expression_size_is_capped(tmp_path, custan):
 
 
 def test_expression_nesting_is_capped(tmp_path, custan):
-    condition = "(" * 70 + "total" + ")" * 70 + " >= 100"
+    condition = "(" * 1000 + "total" + ")" * 1000 + " >= 100"
+    rules = write_rules(tmp_path, GOOD.replace("total >= 100", condition))
+    outcome = custan("validate", rules)
+    assert outcome.code == 2
+    assert "the expression nests parentheses deeper than 24 levels" in outcome.err
+
+
+def test_deep_tree_without_parentheses(tmp_path, custan):
+    # 100 chained additions are 100 levels deep without one parenthesis.
+    condition = " + ".join(["total"] * 100) + " >= 100"
     rules = write_rules(tmp_path, GOOD.replace("total >= 100", condition))
     outcome = custan("validate", rules)
     assert outcome.code == 2
     assert "the expression nests deeper than 64 levels" in outcome.err
+
+
+def test_parentheses_in_text_are_not_nesting(tmp_path, custan):
+    condition = "total >= 100 or '" + "(" * 40 + "' = ''"
+    rules = write_rules(tmp_path, GOOD.replace("total >= 100", condition))
+    assert custan("validate", rules).code == 0
 
 
 def test_long_flat_chain_is_not_nesting(tmp_path, custan):

@@ -15,6 +15,9 @@ from custan.errors import Location, RulesError
 
 MAX_NODES = 400
 MAX_DEPTH = 64
+# SQLGlot's parser recurses about 15 frames per parenthesis, so deeper text
+# would exhaust Python's recursion limit before the tree could be checked.
+MAX_PARENTHESES = 24
 
 
 class RulesDialect(Dialect):
@@ -28,8 +31,13 @@ class RulesDialect(Dialect):
 
 def parse_expression(text: str, location: Location) -> exp.Expression:
     """Parse ``text`` or raise RulesError showing where the syntax fails."""
+    _check_parentheses(text, location)
     try:
         tree = sqlglot.parse_one(text, dialect=RulesDialect)
+    except RecursionError:
+        raise RulesError(
+            f"the expression nests deeper than {MAX_DEPTH} levels", location
+        ) from None
     except ParseError as error:
         detail = error.errors[0] if error.errors else {}
         column = detail.get("col")
@@ -52,6 +60,27 @@ def underline(text: str, column: int | None, width: int = 1) -> str:
         return f"    {first_line}"
     column = max(1, min(column, len(first_line) + 1))
     return f"    {first_line}\n    {' ' * (column - 1)}{'^' * max(width, 1)}"
+
+
+def _check_parentheses(text: str, location: Location) -> None:
+    """Reject parentheses nested past MAX_PARENTHESES, outside quoted text."""
+    depth = 0
+    quote: str | None = None
+    for character in text:
+        if quote is not None:
+            quote = None if character == quote else quote
+        elif character in "'\"":
+            quote = character
+        elif character == "(":
+            depth += 1
+            if depth > MAX_PARENTHESES:
+                raise RulesError(
+                    f"the expression nests parentheses deeper than {MAX_PARENTHESES} "
+                    "levels",
+                    location,
+                )
+        elif character == ")":
+            depth -= 1
 
 
 def _check_size(tree: exp.Expression, text: str, location: Location) -> None:
