@@ -243,3 +243,36 @@ def test_long_flat_chain_is_not_nesting(tmp_path, custan):
     condition = " + ".join(["total"] * 40) + " >= 100"
     rules = write_rules(tmp_path, GOOD.replace("total >= 100", condition))
     assert custan("validate", rules).code == 0
+
+
+def test_alias_bomb_is_rejected(tmp_path, custan):
+    # Each level doubles the one before: nine levels would expand to 10^9 values.
+    lines = ["version: 1", 'a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for level in range(1, 10):
+        previous = f"*a{level - 1}"
+        lines.append(f"a{level}: &a{level} [{', '.join([previous] * 10)}]")
+    rules = write_rules(tmp_path, "\n".join(lines) + "\n")
+    outcome = custan("validate", rules)
+    assert outcome.code == 2
+    assert "the file expands to more than 100,000 values through its aliases" in (
+        outcome.err
+    )
+
+
+def test_deep_yaml_is_rejected(tmp_path, custan):
+    rules = write_rules(tmp_path, "version: 1\nmetrics: " + "[" * 5000 + "]" * 5000)
+    outcome = custan("validate", rules)
+    assert outcome.code == 2
+    assert "the YAML nests too deeply" in outcome.err
+
+
+def test_aliases_share_bands(tmp_path, custan):
+    text = (
+        GOOD
+        + """scores:
+  a: {of: total, bands: &bands [{at_least: 100, score: 2}], default: 1}
+  b: {of: purchases, bands: *bands, default: 1}
+"""
+    )
+    rules = write_rules(tmp_path, text)
+    assert custan("validate", rules).code == 0

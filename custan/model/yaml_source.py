@@ -15,6 +15,8 @@ import yaml
 from custan.errors import Location, RulesError
 
 Path = tuple[str | int, ...]
+# Far more values than any rules file needs, and few enough to check quickly.
+MAX_VALUES = 100_000
 
 
 class _RulesLoader(yaml.SafeLoader):
@@ -43,6 +45,7 @@ class Document:
     file: str
     data: Any
     marks: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    size: int = 0
 
     def locate(self, path: Path) -> Location:
         """Return the location of the value at ``path``, or of its nearest parent."""
@@ -68,6 +71,8 @@ def parse_yaml(text: str, file: str) -> Document:
     """Parse one YAML document; raise RulesError with the line of a syntax error."""
     try:
         node = yaml.compose(text, Loader=_RulesLoader)
+    except RecursionError:
+        raise RulesError("the YAML nests too deeply", Location(file)) from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
@@ -80,11 +85,23 @@ def parse_yaml(text: str, file: str) -> Document:
     document = Document(file, None)
     if node is None:
         raise RulesError("the file is empty", Location(file, 1))
-    document.data = _convert(node, (), document)
+    try:
+        document.data = _convert(node, (), document)
+    except RecursionError:
+        raise RulesError("the YAML nests too deeply", Location(file)) from None
     return document
 
 
 def _convert(node: yaml.Node, path: Path, document: Document) -> Any:
+    # Aliases repeat a node wherever they point, so a small file of nested
+    # aliases can expand to billions of values; count every value visited.
+    document.size += 1
+    if document.size > MAX_VALUES:
+        line = node.start_mark.line + 1
+        raise RulesError(
+            f"the file expands to more than {MAX_VALUES:,} values through its aliases",
+            Location(document.file, line),
+        )
     document.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
     if isinstance(node, yaml.MappingNode):
         return _convert_mapping(node, path, document)
