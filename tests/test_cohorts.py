@@ -331,3 +331,26 @@ def test_customers_sharing_counts_distinct_customers(custan, tmp_path):
     # March has acct_c and acct_x: 2. All months together have the five
     # buyers a, b, c, x and y, each counted once however many rows they have.
     assert rows == [("2024-02", "3", "5"), ("2024-03", "2", "5")]
+
+
+def test_per_metric_reads_same_row_metrics(custan, tmp_path):
+    rules = per_customer_rules(
+        tmp_path,
+        "per:\n  month: month_of(created_at)\n"
+        "metrics:\n"
+        "  usual_method: {agg: mode, of: sender.method_id}\n"
+        "  biggest: {agg: max, of: amount}\n"
+        "  top_spend: {agg: sum, of: amount, where: amount >= biggest}\n"
+        "  on_usual: {agg: count, where: sender.method_id = usual_method}\n"
+        "output:\n  where: customer_id = 'acct_c'\n",
+    )
+    outcome = custan("run", rules, "--format", "csv")
+    assert outcome.code == 0, outcome.err
+    rows = [
+        (row["month"], row["biggest"], row["top_spend"], row["on_usual"])
+        for row in outcome.csv_rows()
+    ]
+    # acct_c in February: 3.00 and 2.00, so the largest is 3.00 and only it
+    # reaches it; both use pm_c. In March: 8.00 alone. The March maximum
+    # must not leak into February, where no purchase reaches 8.00.
+    assert rows == [("2024-02", "3.00", "3.00", "2"), ("2024-03", "8.00", "8.00", "1")]

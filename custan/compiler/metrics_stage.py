@@ -10,8 +10,8 @@ joined into ``customer_metrics``, together with the account's signup instant.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 from datetime import timedelta
+from typing import Any
 
 from sqlglot import exp
 
@@ -92,8 +92,8 @@ def transaction_scope(
     params: dict[str, Any] | None = None,
 ) -> Scope:
     names = param_bindings(params or {})
-    for name, field in TRANSACTION_FIELDS.items():
-        names[name] = Binding(field.type, column(field.column))
+    for name, transaction_field in TRANSACTION_FIELDS.items():
+        names[name] = Binding(transaction_field.type, column(transaction_field.column))
     names[AS_OF_COLUMN] = Binding(Type.INSTANT, column(AS_OF_COLUMN))
     for name, value_type in (metrics or {}).items():
         names[name] = Binding(value_type, column(name))
@@ -135,7 +135,7 @@ def build_metrics_stage(
     accounts = rules.accounts is not None
     if accounts:
         ctes.append((SIGNUPS, _signups()))
-    include_all = accounts and rules.accounts.include_all
+    include_all = rules.accounts is not None and rules.accounts.include_all
     if include_all:
         ctes.append((CUSTOMER_ROWS, _customer_rows(grain)))
     ctes.append(
