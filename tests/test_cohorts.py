@@ -354,3 +354,12 @@ def test_per_metric_reads_same_row_metrics(custan, tmp_path):
     # reaches it; both use pm_c. In March: 8.00 alone. The March maximum
     # must not leak into February, where no purchase reaches 8.00.
     assert rows == [("2024-02", "3.00", "3.00", "2"), ("2024-03", "8.00", "8.00", "1")]
+
+
+def test_sql_reads_accounts_path(custan):
+    outcome = custan("sql", COHORTS, *FIXTURE)
+    assert outcome.code == 0, outcome.err
+    # The accounts relation comes first and reads the --accounts file.
+    assert outcome.out.startswith("WITH accounts AS (")
+    assert str(DATA / "accounts.csv") in outcome.out
+    assert "LEFT JOIN signups" in outcome.out
