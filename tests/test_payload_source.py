@@ -250,11 +250,13 @@ def test_small_pages_in_flight_give_same_rows(server):
     assert len(offsets) == len(set(offsets)), "no page is fetched twice"
 
 
-def test_api_version_v1_groups_by_customer_id(server):
-    rules = load_rules(ROOT / "rules" / "rfm.yaml")
+@pytest.mark.parametrize("name", ["rfm.yaml", "payment_methods.yaml", "btyd.yaml"])
+def test_api_version_v1_matches_files(server, name):
+    # One file per route: customer aggregates, expanded groups, transactions.
+    rules = load_rules(ROOT / "rules" / name)
     expected = files_output(rules)
     assert output_of(rules, source=payload_source(server, version="v1")) == expected
-    assert all("customer_id" in r.query for r in grouped(server.requests))
+    assert all("sender" not in r.query for r in server.requests)
 
 
 def test_iso_timestamps_read_the_same(tmp_path):
@@ -463,3 +465,88 @@ def test_cli_sql_source_payload_reads_customer_metrics(custan, payload_env):
     assert "customer_metrics" in outcome.out
     assert "read_csv" not in outcome.out
     assert payload_env.requests == []
+
+
+def test_method_preferences_use_groups(server):
+    rules = ROOT / "rules" / "payment_methods.yaml"
+    expected = files_output(load_rules(rules))
+    assert output_of(rules, source=payload_source(server)) == expected
+    assert plain(server.requests) == []
+    # One row per customer and method among processed payments, counted
+    # straight from the CSV.
+    pairs = (
+        duckdb.connect()
+        .execute(
+            'SELECT count(DISTINCT ("sender.account_id", "sender.method_id")) '
+            "FROM read_csv(?, all_varchar = true) "
+            "WHERE type = 'payment' AND status = 'processed'",
+            [str(SAMPLE_TRANSACTIONS)],
+        )
+        .fetchone()[0]
+    )
+    assert sum(r.rows for r in grouped(server.requests)) == pairs
+
+
+def test_groups_expand_to_exact_counts_and_sums(tmp_path):
+    # acct_a: pm_1 pays 10.00 and 20.00 on Monday 2026-11-02 at 09:xx,
+    # pm_2 pays 5.00 at 09:30 Monday and 6.00 at 18:00 on Tuesday 2026-11-03.
+    # Methods tie at 2 payments each, so the mode is the smaller, pm_1, with
+    # 2 uses and 30.00. Slot = ISO day × 100 + hour: Monday 9 (109) three
+    # times, Tuesday 18 (218) once, so the peak is 109 with 3 payments.
+    payments = [
+        ("pm_1", "10.00", "2026-11-02 09:00:00"),
+        ("pm_1", "20.00", "2026-11-02 09:10:00"),
+        ("pm_2", "5.00", "2026-11-02 09:30:00"),
+        ("pm_2", "6.00", "2026-11-03 18:00:00"),
+    ]
+    rows = [
+        {
+            "id": f"t{n}",
+            "type": "payment",
+            "status": "processed",
+            "amount": amount,
+            "created_at": created_at,
+            "sender.account_id": "acct_a",
+            "sender.method_id": method,
+        }
+        for n, (method, amount, created_at) in enumerate(payments)
+    ]
+    rules = write_rules(
+        tmp_path,
+        """
+metrics:
+  method: {agg: mode, of: sender.method_id}
+  uses: {agg: count, where: sender.method_id = method}
+  spent: {agg: sum, of: amount, where: sender.method_id = method}
+  slot: {agg: mode, of: day_of_week(created_at) * 100 + hour(created_at)}
+  in_slot: {agg: count, where: day_of_week(created_at) * 100 + hour(created_at) = slot}
+output:
+  columns: [method, uses, spent, slot, in_slot]
+""",
+    )
+    with PayloadServer.from_records(rows, key=KEY) as server:
+        result = run(rules, source=payload_source(server))
+        rows_out = [row for batch in result.batches() for row in batch]
+        result.close()
+        requests = server.requests
+    assert rows_out == [("acct_a", "pm_1", 2, Decimal("30.0000"), 109, 3)]
+    assert plain(requests) == []
+    # Groups: (pm_1, Mon, 9), (pm_2, Mon, 9), (pm_2, Tue, 18).
+    assert sum(r.rows for r in grouped(requests)) == 3
+
+
+def test_amount_in_where_fetches_transactions(server, tmp_path):
+    rules = write_rules(
+        tmp_path,
+        """
+filters:
+  - status = 'processed'
+metrics:
+  method: {agg: mode, of: sender.method_id}
+  big_uses: {agg: count, where: sender.method_id = method and amount > 500}
+""",
+    )
+    expected = files_output(rules)
+    assert output_of(rules, source=payload_source(server)) == expected
+    # A where on amount splits groups, so the transactions are fetched.
+    assert plain(server.requests)

@@ -233,9 +233,9 @@ def literal_text(field_name: str, node: exp.Expression) -> str | None:
 def plan_pushdown(plan: Plan) -> Pushdown | None:
     """Group the plan's metrics into Payload queries; None if one cannot be pushed."""
     rules = plan.rules
-    if rules.accounts is not None or not _has_known_stages(plan):
+    if rules.accounts is not None or not has_known_stages(plan):
         return None
-    base = _global_conditions(rules)
+    base = global_conditions(rules)
     if base is None:
         return None
     queries = [GroupedQuery(tuple(base))]
@@ -249,7 +249,7 @@ def plan_pushdown(plan: Plan) -> Pushdown | None:
     return Pushdown(queries, recipes)
 
 
-def _has_known_stages(plan: Plan) -> bool:
+def has_known_stages(plan: Plan) -> bool:
     """Check that stage one has only the steps rebuilt here from grouped results.
 
     A compiler feature that adds steps or columns (a join, per keys) makes
@@ -271,7 +271,7 @@ def _has_known_stages(plan: Plan) -> bool:
     return columns == {CUSTOMER_COLUMN, AS_OF_COLUMN, *metrics}
 
 
-def _global_conditions(rules: RuleSet) -> list[Condition] | None:
+def global_conditions(rules: RuleSet) -> list[Condition] | None:
     conditions: list[Condition] = [InstantFilter("<=")]
     for expr in rules.filters:
         translated = translate_filter(expr)

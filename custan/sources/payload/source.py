@@ -1,10 +1,13 @@
 """The ``payload`` source: runs a rules file on transactions from the Payload API.
 
-When every metric is a sum, count, min, max, avg or a supported mode under
-simple filters, Payload computes them grouped by customer, so one row per
-customer crosses the network. Otherwise the needed transaction fields are
-fetched page by page and the whole plan runs over them in DuckDB. Both routes
-give the same numbers as the files source on the same data.
+It takes the first of three routes that fits the plan, and all three give the
+files source's numbers on the same data:
+- sums, counts, min, max, avg and modes over simple filters: Payload groups
+  them by customer, so one row per customer crosses the network;
+- counts, sums and modes that read only the payment method, weekday or hour:
+  Payload counts customer groups, expanded back into rows here (groups.py);
+- anything else: the needed transaction fields are fetched page by page and
+  the whole plan runs over them in DuckDB.
 """
 
 from __future__ import annotations
@@ -41,6 +44,11 @@ from custan.sources.payload.client import (
     RetryPolicy,
     Row,
 )
+from custan.sources.payload.groups import (
+    GroupRoute,
+    expanded_relation,
+    plan_group_route,
+)
 from custan.sources.payload.progress import fetch_progress
 from custan.sources.payload.pushdown import (
     CUSTOMER_FIELD,
@@ -62,6 +70,7 @@ DEFAULT_KEY_ENV = "PAYLOAD_API_KEY"
 URL_ENV = "PAYLOAD_API_URL"
 VERSION_ENV = "PAYLOAD_API_VERSION"
 FETCHED_TABLE = "payload_transactions"
+GROUPS_TABLE = "payload_groups"
 TRANSACTION_RESOURCE = "transactions"
 LATEST_FIELD = "max(created_at)"
 
@@ -134,7 +143,7 @@ class PayloadSource:
         return f"<PayloadSource url={self.settings.url!r}>"
 
     def prepare(self, plan: Plan, connection: duckdb.DuckDBPyConnection) -> exp.Select:
-        pushdown = plan_pushdown(plan) if self.pushdown else None
+        pushdown, route = self._routes(plan)
         with self._client() as client, fetch_progress(self.progress) as report:
             as_of = self._resolve_as_of(plan, client, connection)
             if pushdown is not None:
@@ -142,14 +151,34 @@ class PayloadSource:
                     plan, pushdown, as_of, client, connection, report
                 )
                 return plan.rules_query()
+            if route is not None:
+                query = GroupedQuery(route.conditions, route.groups, route.aggregates)
+                self._load_groups(query, as_of, client, connection, report)
+                relation = expanded_relation(route, GROUPS_TABLE)
+                return _without_purchase_filters(
+                    _with_as_of(plan.query(relation), as_of)
+                )
             self._load_transactions(plan, as_of, client, connection, report)
         relation = _fetched_relation(referenced_fields(plan))
         return _with_as_of(plan.query(relation), as_of)
 
     def describe(self, plan: Plan) -> exp.Select:
-        if self.pushdown and plan_pushdown(plan) is not None:
+        pushdown, route = self._routes(plan)
+        if pushdown is not None:
             return plan.rules_query()
+        if route is not None:
+            query = plan.query(expanded_relation(route, GROUPS_TABLE))
+            return _without_purchase_filters(query)
         return plan.query(_fetched_relation(referenced_fields(plan)))
+
+    def _routes(self, plan: Plan) -> tuple[Pushdown | None, GroupRoute | None]:
+        """Pick per-customer aggregates, else expandable groups, else neither."""
+        if not self.pushdown:
+            return None, None
+        pushdown = plan_pushdown(plan)
+        if pushdown is not None:
+            return pushdown, None
+        return None, plan_group_route(plan)
 
     def _client(self) -> PayloadClient:
         key = self.environ.get(self.settings.key_env)
@@ -206,7 +235,7 @@ class PayloadSource:
             if as_of is None:
                 continue
             params = self._grouped_params(query, as_of)
-            label = f"customer aggregates {index + 1}/{len(pushdown.queries)}"
+            label = f"Payload customer aggregates {index + 1}/{len(pushdown.queries)}"
             self._fetch_into(
                 client,
                 connection,
@@ -228,6 +257,22 @@ class PayloadSource:
             expression=select,
         )
         connection.execute(create.sql("duckdb"))
+
+    def _load_groups(
+        self,
+        query: GroupedQuery,
+        as_of: datetime | None,
+        client: PayloadClient,
+        connection: duckdb.DuckDBPyConnection,
+        report: Callable[[str, int], None],
+    ) -> None:
+        columns = self._grouped_columns(query)
+        _create_table(connection, GROUPS_TABLE, columns)
+        if as_of is None:
+            return
+        params = self._grouped_params(query, as_of)
+        on_rows = functools.partial(report, "Payload transaction groups")
+        self._fetch_into(client, connection, GROUPS_TABLE, columns, params, on_rows)
 
     def _grouped_columns(self, query: GroupedQuery) -> list[tuple[str, str, str]]:
         """(column, SQL type, response key) for each group and aggregate of a query."""
@@ -295,7 +340,7 @@ class PayloadSource:
             FETCHED_TABLE,
             columns,
             params,
-            functools.partial(report, "transactions"),
+            functools.partial(report, "Payload transactions"),
         )
 
     def _fetch_into(
@@ -449,6 +494,14 @@ def _with_as_of(query: exp.Select, as_of: datetime | None) -> exp.Select:
     for cte in query.args["with_"].expressions:
         if cte.alias == EVALUATION:
             cte.set("this", exp.select(exp.alias_(literal, AS_OF_COLUMN, quoted=True)))
+    return query
+
+
+def _without_purchase_filters(query: exp.Select) -> exp.Select:
+    """Drop the purchases filter, because Payload applied it before grouping."""
+    for cte in query.args["with_"].expressions:
+        if cte.alias == PURCHASES:
+            cte.this.set("where", None)
     return query
 
 
