@@ -114,6 +114,8 @@ def _grouped(
     projections: list[exp.Expression] = [column(key) for key in keys]
     value_types: dict[str, Type] = {}
     for name, expr in output.values.items():
+        if name == AS_OF_COLUMN:
+            raise RulesError(f"'{name}' is reserved; choose another name", expr.location)
         typed = compile_expression(expr, scope)
         if not typed.aggregate:
             raise RulesError(
@@ -124,6 +126,8 @@ def _grouped(
         projections.append(exp.alias_(typed.node, name, quoted=True))
         columns.append(OutputColumn(name, typed.type))
         value_types[name] = typed.type
+    # Kept but not written, as in per-customer output, so the caption shows as_of.
+    projections.append(exp.alias_(same_instant.copy(), AS_OF_COLUMN, quoted=True))
     query = exp.select(*projections).from_(stage.final)
     where = _where(rules, stage, functions)
     if where is not None:

@@ -31,7 +31,7 @@ _COMPARISONS: dict[type[exp.Expression], type[exp.Expression]] = {
     exp.LT: exp.LT,
     exp.LTE: exp.LTE,
 }
-_ARITHMETIC = {exp.Add: "+", exp.Sub: "-", exp.Mul: "*", exp.Div: "/"}
+_ARITHMETIC = {exp.Add: "+", exp.Sub: "-", exp.Mul: "*", exp.Div: "/", exp.Mod: "%"}
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,7 @@ class _Checker:
         self.text = text
         self.scope = scope
         self.location = location
+        self._found_aggregate = False
 
     def fail(self, message: str, node: exp.Expression | None = None) -> RulesError:
         column, width = _span(node)
@@ -74,7 +75,15 @@ class _Checker:
         handler = self._handlers().get(type(node))
         if handler is None:
             raise self.fail(f"{_describe(node)} is not allowed in rules", node)
-        return handler(node)
+        outer, self._found_aggregate = self._found_aggregate, False
+        typed = handler(node)
+        inner = self._found_aggregate or typed.aggregate
+        self._found_aggregate = outer or inner
+        # A node that contains an aggregate is an aggregate too, as in
+        # CASE WHEN count(*) = 0 ..., sum(total) IS NULL or x BETWEEN min(a) AND max(a).
+        if inner and not typed.aggregate:
+            return Typed(typed.node, typed.type, aggregate=True)
+        return typed
 
     def _handlers(self) -> dict[type, Callable[[exp.Expression], Typed]]:
         handlers: dict[type, Callable[[exp.Expression], Typed]] = {
@@ -166,6 +175,10 @@ class _Checker:
             from custan.expressions.sql import exact_divide
 
             built: exp.Expression = exact_divide(left.node, right.node)
+        elif operator == "%":
+            from custan.expressions.sql import remainder
+
+            built = remainder(left.node, right.node)
         else:
             built = type(node)(this=left.node, expression=right.node)
         return Typed(built, result, left.aggregate or right.aggregate)

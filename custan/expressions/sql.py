@@ -49,6 +49,15 @@ def exact_divide(
     return exp.Case(ifs=[exp.If(this=zero, true=exp.Null())], default=value)
 
 
+def remainder(numerator: exp.Expression, denominator: exp.Expression) -> exp.Expression:
+    """Build ``numerator % denominator``; NULL when dividing by 0, as ``/`` is."""
+    zero = exp.EQ(this=denominator.copy(), expression=number(0))
+    value = exp.Mod(
+        this=exp.Paren(this=numerator), expression=exp.Paren(this=denominator)
+    )
+    return exp.Case(ifs=[exp.If(this=zero, true=exp.Null())], default=value)
+
+
 def elapsed_microseconds(start: exp.Expression, end: exp.Expression) -> exp.Expression:
     """Microseconds of elapsed time from ``start`` to ``end`` (exact BIGINT)."""
     return exp.Anonymous(

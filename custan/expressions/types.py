@@ -66,6 +66,9 @@ def arithmetic_result(operator: str, left: Type, right: Type) -> Type | None:
             if left is Type.MONEY and right is not Type.MONEY
             else Type.DECIMAL
         )
+    if operator == "%" and left is Type.MONEY:
+        # A remainder is measured like the dividend: 10.50 money % 3 is 1.50 money.
+        return Type.MONEY
     if operator in "+-" and Type.MONEY in (left, right):
         return Type.MONEY
     if operator == "*" and (left is Type.MONEY) != (right is Type.MONEY):
