@@ -19,6 +19,7 @@ from custan.expressions.functions import (
     FunctionTable,
     Typed,
 )
+from custan.expressions.sql import exact_divide, remainder
 from custan.expressions.syntax import parse_expression, underline
 from custan.expressions.types import Type, arithmetic_result, comparable, unify
 from custan.model.ruleset import Expr
@@ -124,7 +125,7 @@ class _Checker:
         return Typed(exp.Literal.number(text), value_type)
 
     def _column(self, node: exp.Column) -> Typed:
-        name = ".".join(part.name for part in reversed(node.parts[::-1]))
+        name = ".".join(part.name for part in node.parts)
         binding = self.scope.lookup(name)
         if binding is None or name in self.scope.hidden:
             known = ", ".join(sorted(n for n in self.scope.names if n not in self.scope.hidden))
@@ -172,12 +173,8 @@ class _Checker:
         if result is None:
             raise self.fail(f"cannot apply {operator} to {left.type} and {right.type}", node)
         if operator == "/":
-            from custan.expressions.sql import exact_divide
-
             built: exp.Expression = exact_divide(left.node, right.node)
         elif operator == "%":
-            from custan.expressions.sql import remainder
-
             built = remainder(left.node, right.node)
         else:
             built = type(node)(this=left.node, expression=right.node)
