@@ -550,3 +550,11 @@ metrics:
     assert output_of(rules, source=payload_source(server)) == expected
     # A where on amount splits groups, so the transactions are fetched.
     assert plain(server.requests)
+
+
+def test_refused_connection_ends_in_clear_error():
+    with PayloadServer.from_dir(SAMPLE, key=KEY) as server:
+        source = payload_source(server)
+    # The server has closed its port, so every attempt is refused.
+    with pytest.raises(RunError, match="after 6 attempts.*connection failed"):
+        run(ROOT / "rules" / "rfm.yaml", source=source)
