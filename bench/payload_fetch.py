@@ -111,7 +111,7 @@ def main() -> None:
     with build_server(arguments.customers) as server:
         # Warm-up: the server aggregates once and caches the grouped result.
         with PayloadClient(server.url, KEY, "v2", "PAYLOAD_API_KEY") as warm:
-            warm.list("transactions", [*query_params(), ("limit", "1")])
+            warm.fetch("transactions", [*query_params(), ("limit", "1")])
         size = arguments.page_size
         contenders = {
             "custan": lambda: fetch_with_custan(server.url, size, 4),

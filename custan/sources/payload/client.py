@@ -124,7 +124,7 @@ class PayloadClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def list(self, resource: str, params: Params) -> list[Row]:
+    def fetch(self, resource: str, params: Params) -> list[Row]:
         """Send one list request and return its rows, retrying passing failures."""
         started = time.monotonic()
         for attempt in range(self.retry.attempts):
@@ -167,7 +167,9 @@ class PayloadClient:
                         ("limit", str(size)),
                         ("offset", str(next_offset)),
                     ]
-                    pending[next_offset] = pool.submit(self.list, resource, page_params)
+                    pending[next_offset] = pool.submit(
+                        self.fetch, resource, page_params
+                    )
                     next_offset += size
                 if not pending:
                     return
@@ -192,7 +194,7 @@ class PayloadClient:
 
     def _request(self, resource: str, params: Params) -> list[Row]:
         try:
-            response = self._http.get(resource, params=params)
+            response = self._http.get(resource, params=tuple(params))
         except httpx.TimeoutException as error:
             raise _Retryable(f"timed out: {type(error).__name__}") from None
         except httpx.TransportError as error:

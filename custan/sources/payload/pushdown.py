@@ -52,7 +52,7 @@ TEXT_FIELDS = frozenset(
 )
 # Characters that Payload reads as operators at the start of a filter value.
 OPERATOR_PREFIXES = ("!", "<", ">", "?")
-_OPERATORS = {
+_OPERATORS: dict[type[exp.Expression], str] = {
     exp.EQ: "",
     exp.NEQ: "!",
     exp.GT: ">",
@@ -60,7 +60,7 @@ _OPERATORS = {
     exp.LT: "<",
     exp.LTE: "<=",
 }
-_FLIPPED = {
+_FLIPPED: dict[type[exp.Expression], type[exp.Expression]] = {
     exp.EQ: exp.EQ,
     exp.NEQ: exp.NEQ,
     exp.GT: exp.LT,
@@ -169,7 +169,7 @@ def _translate(node: exp.Expression) -> list[Filter] | None:
 
 
 def _comparison(node: exp.Expression) -> list[Filter] | None:
-    kind = type(node)
+    kind: type[exp.Expression] = type(node)
     field_name = field_of(node.this)
     literal = node.expression
     if field_name is None:
@@ -336,6 +336,7 @@ def _recipe(
         return None
     index = _query_for(queries, conditions)
     query = queries[index]
+    positions: tuple[int, ...]
     if metric.agg == "avg":
         # The mean is sum / count, divided exactly here; Payload's avg is a float.
         positions = (query.add("sum", of), query.add("count", of))

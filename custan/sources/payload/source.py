@@ -203,7 +203,7 @@ class PayloadSource:
     ) -> datetime | None:
         """Compute the evaluation instant, asking Payload for it under ``latest``."""
         if isinstance(plan.as_of, exp.Subquery):
-            rows = client.list(TRANSACTION_RESOURCE, [("fields[0]", LATEST_FIELD)])
+            rows = client.fetch(TRANSACTION_RESOURCE, [("fields[0]", LATEST_FIELD)])
             text = value_at(rows[0], LATEST_FIELD) if rows else None
             if text is None:
                 return None
@@ -217,7 +217,9 @@ class PayloadSource:
         query = exp.select(
             exp.Anonymous(this="epoch_us", expressions=[plan.as_of.copy()])
         )
-        micros = connection.execute(query.sql("duckdb")).fetchone()[0]
+        (micros,) = connection.execute(query.sql("duckdb")).fetchall()[0]
+        if micros is None:
+            return None
         return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
 
     def _load_customer_metrics(
