@@ -558,3 +558,20 @@ def test_refused_connection_ends_in_clear_error():
     # The server has closed its port, so every attempt is refused.
     with pytest.raises(RunError, match="after 6 attempts.*connection failed"):
         run(ROOT / "rules" / "rfm.yaml", source=source)
+
+
+class CappedServer(PayloadServer):
+    """A server that returns at most 3 rows a page, whatever the limit asks."""
+
+    def _list(self, resource, query):
+        return super()._list(resource, query)[:3]
+
+
+def test_capped_page_size_is_an_error():
+    rules = ROOT / "rules" / "rfm.yaml"
+    with CappedServer.from_dir(SAMPLE, key=KEY) as server:
+        source = payload_source(server, page_size=5)
+        # Page 1 (offset 0) brings 3 of 5 rows and page 2 (offset 5) brings
+        # more, so rows 3 and 4 would have been skipped without the check.
+        with pytest.raises(CustanError, match="caps the page size"):
+            run(rules, source=source)

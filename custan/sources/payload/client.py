@@ -156,41 +156,51 @@ class PayloadClient:
         once. The window starts at one page and doubles after each full page,
         so a short result costs two requests.
         """
-        size = self.page_size
         with ThreadPoolExecutor(max_workers=self.max_in_flight) as pool:
             pending: dict[int, Future[list[Row]]] = {}
-            next_offset, window, finished = 0, 1, False
+            next_offset, window = 0, 1
+            finished, after_short_page = False, False
             while True:
                 while not finished and len(pending) < window:
-                    page_params = [
-                        *params,
-                        ("limit", str(size)),
-                        ("offset", str(next_offset)),
-                    ]
-                    pending[next_offset] = pool.submit(
-                        self.fetch, resource, page_params
+                    pending[next_offset] = self._submit(
+                        pool, resource, params, next_offset
                     )
-                    next_offset += size
+                    next_offset += self.page_size
                 if not pending:
                     return
-                first = min(pending)
                 try:
-                    rows = pending.pop(first).result()
+                    rows = pending.pop(min(pending)).result()
                 except BaseException:
-                    for future in pending.values():
-                        future.cancel()
+                    _cancel(pending)
                     raise
                 if not rows:
+                    # The end: pages requested beyond it are empty too.
                     finished = True
-                    for future in pending.values():
-                        future.cancel()
-                    pending.clear()
+                    _cancel(pending)
                     continue
+                if after_short_page:
+                    _cancel(pending)
+                    raise self._capped_page_error()
+                after_short_page = len(rows) < self.page_size
+                if not after_short_page:
+                    window = min(window * 2, self.max_in_flight)
                 if on_rows is not None:
                     on_rows(len(rows))
-                if len(rows) == size:
-                    window = min(window * 2, self.max_in_flight)
                 yield rows
+
+    def _submit(
+        self, pool: ThreadPoolExecutor, resource: str, params: Params, offset: int
+    ) -> Future[list[Row]]:
+        page = [*params, ("limit", str(self.page_size)), ("offset", str(offset))]
+        return pool.submit(self.fetch, resource, page)
+
+    def _capped_page_error(self) -> DataError:
+        # A short page followed by more rows means the server returns fewer rows
+        # than the limit asks for, so stepping the offset by the limit skips rows.
+        return DataError(
+            f"Payload returned fewer rows than the page size ({self.page_size}) "
+            "before the last page, so it caps the page size; use a smaller page size"
+        )
 
     def _request(self, resource: str, params: Params) -> list[Row]:
         try:
@@ -244,6 +254,12 @@ class PayloadClient:
         if description:
             message += f": {description}"
         return RunError(message.replace(self._key.reveal(), "********"))
+
+
+def _cancel(pending: dict[int, Future[list[Row]]]) -> None:
+    for future in pending.values():
+        future.cancel()
+    pending.clear()
 
 
 def _error_envelope(response: httpx.Response) -> tuple[str | None, str | None]:

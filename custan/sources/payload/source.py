@@ -13,6 +13,7 @@ files source's numbers on the same data:
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -65,6 +66,8 @@ from custan.sources.payload.tables import (
     insert_columns,
     sql_type_of,
 )
+
+logger = logging.getLogger("custan.sources.payload")
 
 DEFAULT_KEY_ENV = "PAYLOAD_API_KEY"
 URL_ENV = "PAYLOAD_API_URL"
@@ -122,6 +125,8 @@ class PayloadSource:
         pushdown: bool = True,
         environ: Mapping[str, str] | None = None,
         retry: RetryPolicy | None = None,
+        # NOTE: Payload documents no maximum page size; 5000 is a guess, and a
+        # server that returns fewer rows per page makes the run fail loudly.
         page_size: int = 5000,
         max_in_flight: int = 4,
         timeout: float = 60.0,
@@ -144,6 +149,12 @@ class PayloadSource:
 
     def prepare(self, plan: Plan, connection: duckdb.DuckDBPyConnection) -> exp.Select:
         pushdown, route = self._routes(plan)
+        logger.info(
+            "reading %s from Payload at %s: %s",
+            plan.rules.file,
+            self.settings.url,
+            _route_name(pushdown, route),
+        )
         with self._client() as client, fetch_progress(self.progress) as report:
             as_of = self._resolve_as_of(plan, client, connection)
             if pushdown is not None:
@@ -497,6 +508,14 @@ def _with_as_of(query: exp.Select, as_of: datetime | None) -> exp.Select:
         if cte.alias == EVALUATION:
             cte.set("this", exp.select(exp.alias_(literal, AS_OF_COLUMN, quoted=True)))
     return query
+
+
+def _route_name(pushdown: Pushdown | None, route: GroupRoute | None) -> str:
+    if pushdown is not None:
+        return f"{len(pushdown.queries)} queries grouped by customer"
+    if route is not None:
+        return "groups by " + ", ".join(route.groups) + ", expanded to rows"
+    return "transactions"
 
 
 def _without_purchase_filters(query: exp.Select) -> exp.Select:
