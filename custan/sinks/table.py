@@ -71,7 +71,7 @@ class TableSink:
         return rules.name or os.path.basename(rules.file)
 
     def _caption(self, result: Result, shown: int) -> str:
-        caption = f"{result.row_count} rows"
+        caption = f"{result.row_count} {'row' if result.row_count == 1 else 'rows'}"
         if result.row_count > shown:
             caption = (
                 f"{shown} of {result.row_count} rows shown; "
