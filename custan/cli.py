@@ -143,7 +143,7 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="NAME=VALUE",
         help="replace the value of a param the rules file declares, such as "
-        "days_per_unit=7; repeat for more",
+        "time_unit=weeks; repeat for more",
     )
 
 

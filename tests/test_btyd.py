@@ -78,13 +78,19 @@ def test_btyd_skips_non_purchases(custan):
 
 
 def test_btyd_weeks_param(custan):
-    rows = fixture_rows(custan, "--param", "days_per_unit=7")
+    rows = fixture_rows(custan, "--param", "time_unit=weeks")
     # acct_a: 54 / 7 = 7.714285… and 100 / 7 = 14.285714…, four places kept.
     assert rows["acct_a"]["recency"] == "7.7143"
     assert rows["acct_a"]["t"] == "14.2857"
     # Frequency and spend do not depend on the unit.
     assert rows["acct_a"]["frequency"] == "2"
     assert rows["acct_a"]["monetary_value"] == "12.75"
+
+
+def test_btyd_time_unit_outside_choices(custan):
+    outcome = custan("run", BTYD, "--param", "time_unit=week")
+    assert outcome.code == 2
+    assert "--param time_unit: 'week' is not one of days, weeks" in outcome.err
 
 
 def test_btyd_unknown_param_rejected(custan):
@@ -303,6 +309,6 @@ def test_param_reusing_name_rejected(custan, tmp_path):
 
 
 def test_param_without_equals_rejected(custan):
-    outcome = custan("run", BTYD, "--param", "days_per_unit")
+    outcome = custan("run", BTYD, "--param", "time_unit")
     assert outcome.code == 2
     assert "write it as NAME=VALUE" in outcome.err

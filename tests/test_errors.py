@@ -276,3 +276,13 @@ def test_aliases_share_bands(tmp_path, custan):
     )
     rules = write_rules(tmp_path, text)
     assert custan("validate", rules).code == 0
+
+
+def test_param_value_outside_choices(tmp_path, custan):
+    text = GOOD + "params:\n  unit: {value: month, choices: [days, weeks]}\n"
+    rules = write_rules(tmp_path, text)
+    outcome = custan("validate", rules)
+    assert outcome.code == 2
+    assert f"{rules}:11:17: params.unit.value: 'month' is not one of the choices" in (
+        outcome.err
+    )

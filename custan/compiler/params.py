@@ -67,6 +67,13 @@ def with_overrides(rules: RuleSet, overrides: dict[str, Any] | None) -> RuleSet:
                 f"--param {name}: {rules.file} declares no param '{name}'; "
                 f"declared params: {declared}"
             )
+    for name, value in overrides.items():
+        choices = rules.param_choices.get(name)
+        if choices is not None and value not in choices:
+            raise UsageError(
+                f"--param {name}: {value!r} is not one of "
+                f"{', '.join(map(str, choices))}"
+            )
     return replace(rules, params={**rules.params, **overrides})
 
 

@@ -154,7 +154,12 @@ def _build(document: Document, base_dir: str) -> RuleSet:
         segments=_segments(document),
         output=_output(document, output),
         per={name: _expr(document, ("per", name)) for name in data.get("per", {})},
-        params=dict(data.get("params", {})),
+        params=_params(document),
+        param_choices={
+            name: list(spec["choices"])
+            for name, spec in data.get("params", {}).items()
+            if isinstance(spec, dict)
+        },
     )
 
 
@@ -169,6 +174,22 @@ def _expr(document: Document, path: Path) -> Expr:
         str(value),
         Location(location.file, location.line, location.column, format_path(path)),
     )
+
+
+def _params(document: Document) -> dict[str, Any]:
+    """Each param's value; a param with choices must start at one of them."""
+    values = {}
+    for name, spec in document.data.get("params", {}).items():
+        if isinstance(spec, dict):
+            if spec["value"] not in spec["choices"]:
+                raise RulesError(
+                    f"{spec['value']!r} is not one of the choices "
+                    f"{', '.join(map(str, spec['choices']))}",
+                    document.locate(("params", name, "value", "<value>")),
+                )
+            spec = spec["value"]
+        values[name] = spec
+    return values
 
 
 def _input(document: Document, path: Path, base_dir: str) -> Input:

@@ -158,3 +158,5 @@ class RuleSet:
     per: dict[str, Expr] = field(default_factory=dict)
     # Named constants that every expression may read.
     params: dict[str, Any] = field(default_factory=dict)
+    # The allowed values of params that declare them.
+    param_choices: dict[str, list[Any]] = field(default_factory=dict)

@@ -53,7 +53,9 @@ class Document:
         while probe and probe not in self.marks:
             probe = probe[:-1]
         line, column = self.marks.get(probe, (None, None))
-        return Location(self.file, line, column, format_path(path) or None)
+        # "<value>" selects a key's value rather than the key; it is no field.
+        field = format_path(tuple(part for part in path if part != "<value>"))
+        return Location(self.file, line, column, field or None)
 
 
 def format_path(path: Path) -> str:
