@@ -36,9 +36,10 @@ Row = dict[str, Any]
 class RetryPolicy:
     """How often and how long to retry a request that failed for a passing reason.
 
-    The wait before retry n (from 0) is a random time up to
-    ``base_seconds * 2**n``, capped at ``max_wait_seconds``; a ``Retry-After``
-    header replaces it. No retry starts once ``total_seconds`` have passed.
+    The wait before retry n (from 0) is a random time between half and all of
+    ``base_seconds * 2**n``, capped at ``max_wait_seconds``. A ``Retry-After``
+    header replaces it. A retry whose wait would end after ``total_seconds``
+    from the first attempt is not made, and the request fails instead.
     """
 
     attempts: int = 6
