@@ -152,13 +152,15 @@ def _as_of(connection: duckdb.DuckDBPyConnection) -> datetime | None:
 
 def _count(connection: duckdb.DuckDBPyConnection) -> int:
     query = exp.select(exp.Count(this=exp.Star())).from_(RESULT_TABLE)
-    return connection.execute(query.sql("duckdb")).fetchone()[0]
+    row = connection.execute(query.sql("duckdb")).fetchone()
+    return row[0] if row else 0
 
 
 def _summary(plan: Plan, connection: duckdb.DuckDBPyConnection) -> list[SummaryValue]:
     if not plan.summaries:
         return []
     row = connection.execute(summary_query(plan.summaries).sql("duckdb")).fetchone()
+    assert row is not None, "an aggregate query always returns one row"
     return [
         SummaryValue(s.name, value, s.type)
         for s, value in zip(plan.summaries, row, strict=True)

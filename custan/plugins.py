@@ -186,8 +186,9 @@ class _Rejected(Exception):
 Adapter = Callable[[Registry, str, str], Callable[..., None]]
 
 
-def _collect(hook_name: str, kind: str, adapter: Adapter,
-             reserved: dict[str, str] | None = None) -> Registry:
+def _collect(
+    hook_name: str, kind: str, adapter: Adapter, reserved: dict[str, str] | None = None
+) -> Registry:
     """Call every implementation of a ``register_*`` hook, each on its own.
 
     Built-ins are registered first, so they keep their names; a later plugin
@@ -207,9 +208,13 @@ def _collect(hook_name: str, kind: str, adapter: Adapter,
     return registry
 
 
-def _named(registry: Registry, plugin: str, hook: str,
-           expected: type[Aggregate] | type[Function],
-           label: str) -> Callable[[Any], None]:
+def _named(
+    registry: Registry,
+    plugin: str,
+    hook: str,
+    expected: type[Aggregate] | type[Function],
+    label: str,
+) -> Callable[[Any], None]:
     def register(value: Any) -> None:
         if not isinstance(value, expected):
             message = f"expected {label}, got {type(value).__name__}"
@@ -248,8 +253,9 @@ def _function_adapter(registry: Registry, plugin: str, hook: str):
 
 def metrics() -> Registry:
     """Collect the aggregates of every plugin; ``mode`` stays custan's own."""
-    return _collect("register_metrics", "metric", _metric_adapter,
-                    reserved={MODE: BUILTIN_PLUGIN})
+    return _collect(
+        "register_metrics", "metric", _metric_adapter, reserved={MODE: BUILTIN_PLUGIN}
+    )
 
 
 def aggregates() -> dict[str, Aggregate]:
@@ -284,8 +290,9 @@ def call_lifecycle(hook_name: str, **arguments: Any) -> None:
         try:
             implementation.function(*values)
         except Exception as error:  # a plugin's hook may raise anything
-            problem = PluginProblem(implementation.plugin_name, hook_name,
-                                    f"raised {_describe(error)}")
+            problem = PluginProblem(
+                implementation.plugin_name, hook_name, f"raised {_describe(error)}"
+            )
             raise PluginError(str(problem)) from error
 
 
@@ -352,7 +359,8 @@ def broken_requirements(requires: list[str]) -> list[PluginProblem]:
     """Return the import failures of plugins that come from a required distribution."""
     required = {_normalize(name) for name in requires}
     return [
-        problem for problem in import_failures()
+        problem
+        for problem in import_failures()
         if _required_by(problem.plugin, required)
     ]
 

@@ -48,7 +48,8 @@ def write_rules(folder: Path, text: str, name: str = "rules.yaml") -> Path:
 
 
 def write_transactions(folder: Path, rows: list[tuple], name: str = "tx.csv") -> Path:
-    """Write a Payload-shaped CSV: id, type, status, amount, created_at, account, method."""
+    """Write a Payload-shaped CSV of (id, type, status, amount, created_at,
+    account, method) rows."""
     path = folder / name
     lines = ["id,type,status,amount,created_at,sender.account_id,sender.method_id"]
     lines += [",".join(str(value) for value in row) for row in rows]

@@ -742,6 +742,7 @@ def test_loaders_match_csv(server):
                     "sender.method_id",
                 ],
                 line.split(","),
+                strict=True,
             )
         )
         for line in (DATA / "transactions.csv").read_text().splitlines()[1:]

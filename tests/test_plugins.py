@@ -115,7 +115,10 @@ def test_plugins_all_includes_builtins(custan):
     outcome = custan("plugins", "--all", "--format", "json")
     listed = {item["name"]: item for item in json.loads(outcome.out)}
     assert listed["custan"]["hooks"] == [
-        "register_functions", "register_metrics", "register_sinks", "register_sources",
+        "register_functions",
+        "register_metrics",
+        "register_sinks",
+        "register_sources",
     ]
 
 
@@ -169,7 +172,9 @@ def test_rules_use_stats_and_webhook(custan, folder):
     server.bodies = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    rules = write_rules(folder, """\
+    rules = write_rules(
+        folder,
+        """\
 version: 1
 requires: [custan-stats, custan-webhook]
 source: {path: tx.csv}
@@ -181,11 +186,18 @@ segments:
   - {name: small}
 output:
   columns: [typical, segment]
-""")
+""",
+    )
     host, port = server.server_address[:2]
     try:
-        outcome = custan("run", rules, "--format", "webhook",
-                         "--output", f"http://{host}:{port}/hook")
+        outcome = custan(
+            "run",
+            rules,
+            "--format",
+            "webhook",
+            "--output",
+            f"http://{host}:{port}/hook",
+        )
     finally:
         server.shutdown()
         server.server_close()
@@ -223,13 +235,16 @@ def test_validate_names_missing_requirements(custan, folder):
 
 
 def _double(args: list[Typed], call_info) -> Typed:
-    return Typed(exp.Mul(this=args[0].node, expression=exp.Literal.number(2)),
-                 args[0].type)
+    return Typed(
+        exp.Mul(this=args[0].node, expression=exp.Literal.number(2)), args[0].type
+    )
 
 
 def _largest_declined(value, condition):
-    declined = exp.EQ(this=exp.column("status", quoted=True),
-                      expression=exp.Literal.string("declined"))
+    declined = exp.EQ(
+        this=exp.column("status", quoted=True),
+        expression=exp.Literal.string("declined"),
+    )
     where = declined if condition is None else exp.and_(condition, declined)
     return filtered(call("max", value), where)
 
@@ -250,8 +265,14 @@ class InlinePlugin:
 
     @hookimpl
     def register_metrics(self, register):
-        register(Aggregate("max_declined", _largest_declined,
-                           lambda value_type: value_type, accepts=NUMERIC))
+        register(
+            Aggregate(
+                "max_declined",
+                _largest_declined,
+                lambda value_type: value_type,
+                accepts=NUMERIC,
+            )
+        )
 
     @hookimpl
     def register_functions(self, register):
@@ -356,8 +377,9 @@ def test_payload_source_imported_lazily():
         "kinds = sorted(plugins.sources().entries)\n"
         "print(kinds, 'custan.sources.payload' in sys.modules)\n"
     )
-    completed = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                               text=True, check=True)
+    completed = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     present = importlib.util.find_spec("custan.sources.payload") is not None
     expected = "['files', 'payload']" if present else "['files']"
     assert completed.stdout == f"{expected} False\n"
@@ -436,10 +458,16 @@ def test_wrong_registration_type_reported(custan, registered, caplog):
 
 
 def test_broken_plugin_listed_with_error(custan, tmp_path, monkeypatch):
-    fake_distribution(tmp_path, monkeypatch, "custan-broken",
-                      "broken = custan_module_that_is_not_there")
-    listed = {item["name"]: item for item in
-              json.loads(custan("plugins", "--format", "json").out)}
+    fake_distribution(
+        tmp_path,
+        monkeypatch,
+        "custan-broken",
+        "broken = custan_module_that_is_not_there",
+    )
+    listed = {
+        item["name"]: item
+        for item in json.loads(custan("plugins", "--format", "json").out)
+    }
     assert listed["broken"] == {
         "name": "broken",
         "distribution": "custan-broken",
@@ -454,8 +482,9 @@ def test_broken_plugin_listed_with_error(custan, tmp_path, monkeypatch):
 
 
 def test_broken_plugin_spares_unrelated_run(custan, folder, monkeypatch, caplog):
-    fake_distribution(folder, monkeypatch, "custan-broken",
-                      "broken = custan_module_that_is_not_there")
+    fake_distribution(
+        folder, monkeypatch, "custan-broken", "broken = custan_module_that_is_not_there"
+    )
     caplog.set_level(logging.WARNING)
     rules = write_rules(folder, TOTALS.replace("agg: sum", "agg: median"))
     outcome = custan("run", rules, "--format", "csv")
@@ -469,8 +498,9 @@ def test_broken_plugin_spares_unrelated_run(custan, folder, monkeypatch, caplog)
 
 
 def test_broken_required_plugin_fails_validate(custan, folder, monkeypatch):
-    fake_distribution(folder, monkeypatch, "custan-broken",
-                      "broken = custan_module_that_is_not_there")
+    fake_distribution(
+        folder, monkeypatch, "custan-broken", "broken = custan_module_that_is_not_there"
+    )
     rules = write_rules(folder, "requires: [custan-broken]\n" + TOTALS)
     outcome = custan("validate", rules)
     assert outcome.code == 2
@@ -481,8 +511,9 @@ def test_broken_required_plugin_fails_validate(custan, folder, monkeypatch):
 
 
 def test_unknown_name_mentions_broken_plugin(custan, folder, monkeypatch):
-    fake_distribution(folder, monkeypatch, "custan-broken",
-                      "broken = custan_module_that_is_not_there")
+    fake_distribution(
+        folder, monkeypatch, "custan-broken", "broken = custan_module_that_is_not_there"
+    )
     rules = write_rules(folder, TOTALS.replace("agg: sum", "agg: trimmed_mean"))
     outcome = custan("validate", rules)
     assert outcome.code == 2

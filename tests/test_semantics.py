@@ -75,7 +75,7 @@ def test_many_cents_reach_threshold_exactly(tmp_path, custan):
     # 10,000 payments of 0.10 are exactly 1000.00, which reaches >= 1000.
     # In binary floating point the same sum is 1000.0000000001588.
     rows = [
-        ("t%d" % i, "payment", "processed", "0.10", "2026-01-01T00:00:00Z", "c", "pm")
+        (f"t{i}", "payment", "processed", "0.10", "2026-01-01T00:00:00Z", "c", "pm")
         for i in range(10_000)
     ]
     write_transactions(tmp_path, rows)
@@ -416,12 +416,15 @@ segments:
         "  days_since_last: days_since(last_purchase)\n",
         "  days_since_last: days_since(last_purchase)\n  rfm: concat(r, f)\n",
     )
-    write_transactions(tmp_path, [
-        ("t1", "payment", "processed", "1", "2026-02-20", "a", "pm"),
-        ("t2", "payment", "processed", "1", "2026-02-22", "a", "pm"),
-        ("t3", "payment", "processed", "1", "2026-02-24", "a", "pm"),
-        ("t4", "payment", "processed", "1", "2026-01-10", "b", "pm"),
-    ])
+    write_transactions(
+        tmp_path,
+        [
+            ("t1", "payment", "processed", "1", "2026-02-20", "a", "pm"),
+            ("t2", "payment", "processed", "1", "2026-02-22", "a", "pm"),
+            ("t3", "payment", "processed", "1", "2026-02-24", "a", "pm"),
+            ("t4", "payment", "processed", "1", "2026-01-10", "b", "pm"),
+        ],
+    )
     rules = write_rules(tmp_path, text)
     rows = by_customer(custan("run", rules, "--format", "csv"))
     assert rows["a"]["rfm"] == "53"

@@ -15,7 +15,7 @@ from sqlglot import exp
 from custan.expressions import sql
 from custan.expressions.types import NUMERIC, Type
 
-Builder = Callable[[exp.Expression | None, exp.Expression | None], exp.Expression]
+Builder = Callable[[exp.Expr | None, exp.Expr | None], exp.Expr]
 
 
 @dataclass(frozen=True)
@@ -38,13 +38,11 @@ class Aggregate:
     empty: int | None = None
 
 
-def call(name: str, *args: exp.Expression) -> exp.Anonymous:
+def call(name: str, *args: exp.Expr) -> exp.Anonymous:
     return exp.Anonymous(this=name, expressions=list(args))
 
 
-def filtered(
-    aggregate: exp.Expression, condition: exp.Expression | None
-) -> exp.Expression:
+def filtered(aggregate: exp.Expr, condition: exp.Expr | None) -> exp.Expr:
     """Attach ``FILTER (WHERE condition)`` to an aggregate when there is a condition."""
     if condition is None:
         return aggregate
@@ -71,6 +69,7 @@ def _count_distinct(value, condition):
 
 
 def _avg(value, condition):
+    assert value is not None, "avg needs a value"
     total = filtered(call("sum", value), condition)
     rows = filtered(
         call("count", value.copy()), condition.copy() if condition else None
@@ -79,10 +78,14 @@ def _avg(value, condition):
 
 
 def _extreme(name: str) -> Builder:
-    return lambda value, condition: filtered(call(name, value), condition)
+    def build(value: exp.Expr | None, condition: exp.Expr | None) -> exp.Expr:
+        assert value is not None, f"{name} needs a value"
+        return filtered(call(name, value), condition)
+
+    return build
 
 
-def _struct(**parts: exp.Expression) -> exp.Struct:
+def _struct(**parts: exp.Expr) -> exp.Struct:
     return exp.Struct(
         expressions=[
             exp.PropertyEQ(this=exp.to_identifier(key), expression=node)
@@ -96,7 +99,7 @@ def _picked(latest: bool) -> Builder:
 
     def build(value, condition):
         instant = exp.column("created_at", quoted=True)
-        when: exp.Expression = call("epoch_us", instant)
+        when: exp.Expr = call("epoch_us", instant)
         if latest:
             when = exp.Neg(this=when)
         smallest = filtered(call("min", _struct(t=when, v=value)), condition)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from sqlglot import exp
 
@@ -22,7 +22,7 @@ def referenced_names(expressions: Iterable[Expr]) -> set[str]:
 
 
 def assign_levels(
-    dependencies: dict[str, set[str]], locations: dict[str, Location | None]
+    dependencies: dict[str, set[str]], locations: Mapping[str, Location | None]
 ) -> dict[str, int]:
     """Give each name a level one above the highest level it depends on.
 

@@ -53,7 +53,7 @@ def interval(span: timedelta) -> exp.Interval:
     return exp.Interval(this=exp.Literal.string(str(hours)), unit=exp.var("HOUR"))
 
 
-def window_condition(span: timedelta) -> exp.Expression:
+def window_condition(span: timedelta) -> exp.Expr:
     """created_at >= as_of - span; the upper bound as_of applies to every row."""
     start = exp.Sub(this=column(AS_OF_COLUMN), expression=interval(span))
     return exp.GTE(this=column("created_at"), expression=start)
@@ -66,8 +66,8 @@ class CompiledMetric:
     metric: Metric
     type: Type
     level: int
-    value: exp.Expression | None
-    condition: exp.Expression | None
+    value: exp.Expr | None
+    condition: exp.Expr | None
     aggregate: Aggregate | None
 
 
@@ -79,7 +79,7 @@ class MetricsStage:
     ``account_created_at`` when the rules file reads accounts.
     """
 
-    ctes: list[tuple[str, exp.Select]]
+    ctes: list[tuple[str, exp.Query]]
     types: dict[str, Type]
     metrics: dict[str, CompiledMetric] = field(default_factory=dict)
     keys: dict[str, Type] = field(default_factory=dict)
@@ -104,7 +104,7 @@ def build_metrics_stage(
     rules: RuleSet,
     aggregates: dict[str, Aggregate],
     functions: FunctionTable,
-    as_of: exp.Expression,
+    as_of: exp.Expr,
 ) -> MetricsStage:
     """Compile the filters and metrics of ``rules`` into stage-one CTEs."""
     _check_names(rules)
@@ -127,7 +127,7 @@ def build_metrics_stage(
             functions,
         )
     grain = list(keys)
-    ctes = [
+    ctes: list[tuple[str, exp.Query]] = [
         (EVALUATION, _evaluation(as_of)),
         (PURCHASES, _purchases(rules, functions, keys)),
     ]
@@ -223,19 +223,19 @@ def _check_value(metric: Metric, aggregate: Aggregate, value_type: Type | None) 
             f"{aggregate.name} needs 'of': the field or expression to aggregate",
             metric.location,
         )
-    if value_type is not None and aggregate.accepts is not None:
-        if value_type not in aggregate.accepts and value_type is not Type.NULL:
-            raise RulesError(
-                f"{aggregate.name} cannot aggregate {value_type} values",
-                metric.location,
-            )
+    accepted = aggregate.accepts
+    if value_type not in (None, Type.NULL) and accepted and value_type not in accepted:
+        raise RulesError(
+            f"{aggregate.name} cannot aggregate {value_type} values",
+            metric.location,
+        )
 
 
-def _evaluation(as_of: exp.Expression) -> exp.Select:
+def _evaluation(as_of: exp.Expr) -> exp.Select:
     return exp.select(exp.alias_(as_of, AS_OF_COLUMN, quoted=True))
 
 
-def latest_instant() -> exp.Expression:
+def latest_instant() -> exp.Expr:
     """The newest created_at among all rows of the source, before any filter."""
     subquery = exp.select(call("max", column("created_at"))).from_(TRANSACTIONS)
     return exp.Subquery(this=subquery)
@@ -245,7 +245,7 @@ def _purchases(
     rules: RuleSet, functions: FunctionTable, keys: dict[str, Typed]
 ) -> exp.Select:
     scope = transaction_scope(functions, rules.time_zone, params=rules.params)
-    conditions: list[exp.Expression] = [
+    conditions: list[exp.Expr] = [
         exp.LTE(this=column("created_at"), expression=column(AS_OF_COLUMN)),
         exp.Not(this=exp.Is(this=column(CUSTOMER_COLUMN), expression=exp.Null())),
     ]
@@ -300,9 +300,9 @@ def _grain_columns(grain: list[str], table: str | None = None) -> list[exp.Colum
     return [column(CUSTOMER_COLUMN, table)] + [column(key, table) for key in grain]
 
 
-def _same_row(left: str, right: str, grain: list[str]) -> exp.Expression:
+def _same_row(left: str, right: str, grain: list[str]) -> exp.Expr:
     """Build the join condition on the grain; a null per key matches a null key."""
-    conditions: list[exp.Expression] = [
+    conditions: list[exp.Expr] = [
         exp.EQ(
             this=column(CUSTOMER_COLUMN, left),
             expression=column(CUSTOMER_COLUMN, right),
@@ -330,7 +330,7 @@ def _rows_for_level(
 ) -> exp.Select:
     """The purchases, joined with the metrics of lower levels that this level reads."""
     lower = [item for item in compiled.values() if item.level < level]
-    projections: list[exp.Expression] = [
+    projections: list[exp.Expr] = [
         exp.Column(this=exp.Star(), table=exp.to_identifier(PURCHASES))
     ]
     projections += [column(item.metric.name, _table_of(item)) for item in lower]
@@ -346,7 +346,7 @@ def _level_select(
     compiled: dict[str, CompiledMetric],
     grain: list[str],
 ) -> exp.Select:
-    projections: list[exp.Expression] = list(_grain_columns(grain))
+    projections: list[exp.Expr] = list(_grain_columns(grain))
     for item in items:
         assert item.aggregate is not None
         node = item.aggregate.build(item.value, item.condition)
@@ -361,7 +361,9 @@ def _mode_select(
     """The most frequent non-null value per metrics row; ties go to the smallest."""
     name = item.metric.name
     assert item.value is not None
-    conditions = [exp.Not(this=exp.Is(this=item.value.copy(), expression=exp.Null()))]
+    conditions: list[exp.Expr] = [
+        exp.Not(this=exp.Is(this=item.value.copy(), expression=exp.Null()))
+    ]
     if item.condition is not None:
         conditions.append(item.condition)
     values = (
@@ -404,7 +406,7 @@ def _signups() -> exp.Select:
     return exp.select(column("id"), created).from_(ACCOUNTS).group_by(column("id"))
 
 
-def _customer_rows(grain: list[str]) -> exp.Select:
+def _customer_rows(grain: list[str]) -> exp.Query:
     """Select the metrics rows and a null-key row for each account with no purchase."""
     active = exp.select(*_grain_columns(grain)).from_("metrics_1")
     bought = (
@@ -428,8 +430,8 @@ def _customer_rows(grain: list[str]) -> exp.Select:
     return exp.union(active, idle, distinct=False)
 
 
-def _metric_column(item: CompiledMetric, include_all: bool) -> exp.Expression:
-    value: exp.Expression = column(item.metric.name, _table_of(item))
+def _metric_column(item: CompiledMetric, include_all: bool) -> exp.Expr:
+    value: exp.Expr = column(item.metric.name, _table_of(item))
     empty = item.aggregate.empty if item.aggregate is not None else None
     if include_all and empty is not None:
         # An account with no purchase has spent 0 and bought 0 times, not NULL.
@@ -444,7 +446,7 @@ def _customer_metrics(
     include_all: bool,
 ) -> exp.Select:
     base = CUSTOMER_ROWS if include_all else "metrics_1"
-    projections: list[exp.Expression] = list(_grain_columns(grain, base))
+    projections: list[exp.Expr] = list(_grain_columns(grain, base))
     projections += [_metric_column(item, include_all) for item in compiled.values()]
     projections.append(column(AS_OF_COLUMN, EVALUATION))
     if accounts:

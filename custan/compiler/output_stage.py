@@ -35,7 +35,7 @@ class Summary:
     """A named summary value: its aggregate over the result table and its type."""
 
     name: str
-    node: exp.Expression
+    node: exp.Expr
     type: Type
 
 
@@ -65,7 +65,7 @@ def build_output_stage(
 
 def _where(
     rules: RuleSet, stage: RulesStage, functions: FunctionTable
-) -> exp.Expression | None:
+) -> exp.Expr | None:
     if rules.output.where is None:
         return None
     scope = customer_scope(stage.types, functions, rules.time_zone, params=rules.params)
@@ -111,11 +111,13 @@ def _grouped(
     same_instant = exp.Anonymous(this="any_value", expressions=[column(AS_OF_COLUMN)])
     scope.names[AS_OF_COLUMN] = Binding(Type.INSTANT, same_instant)
     columns = [OutputColumn(key, stage.types[key]) for key in keys]
-    projections: list[exp.Expression] = [column(key) for key in keys]
+    projections: list[exp.Expr] = [column(key) for key in keys]
     value_types: dict[str, Type] = {}
     for name, expr in output.values.items():
         if name == AS_OF_COLUMN:
-            raise RulesError(f"'{name}' is reserved; choose another name", expr.location)
+            raise RulesError(
+                f"'{name}' is reserved; choose another name", expr.location
+            )
         typed = compile_expression(expr, scope)
         if not typed.aggregate:
             raise RulesError(

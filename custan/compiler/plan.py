@@ -44,7 +44,7 @@ class Plan:
     metrics: MetricsStage
     stage: RulesStage
     output: OutputStage
-    as_of: exp.Expression
+    as_of: exp.Expr
 
     @property
     def columns(self) -> list[OutputColumn]:
@@ -60,15 +60,15 @@ class Plan:
 
     def query(
         self,
-        transactions: exp.Expression | None = None,
-        accounts: exp.Expression | None = None,
+        transactions: exp.Expr | None = None,
+        accounts: exp.Expr | None = None,
     ) -> exp.Select:
         """The whole rules file as one query over ``transactions`` and ``accounts``.
 
         Without an argument the query reads a table named ``transactions``, and
         a file with accounts reads a table named ``accounts`` (id, created_at).
         """
-        ctes: list[tuple[str, exp.Expression]] = []
+        ctes: list[tuple[str, exp.Expr]] = []
         if transactions is not None:
             ctes.append((TRANSACTIONS, transactions))
         if accounts is not None:
@@ -96,7 +96,7 @@ class Plan:
         return _with_ctes(self.output.final, list(self.stage.ctes))
 
 
-def _with_ctes(final: exp.Select, ctes: list[tuple[str, exp.Expression]]) -> exp.Select:
+def _with_ctes(final: exp.Select, ctes: list[tuple[str, exp.Expr]]) -> exp.Select:
     query = final.copy()
     for name, select in ctes:
         query = query.with_(name, as_=select.copy())
@@ -151,7 +151,7 @@ def parse_instant(text: str) -> datetime:
 
 def as_of_expression(
     text: str, location: Location, now: datetime | None = None
-) -> exp.Expression:
+) -> exp.Expr:
     """The SQL of the evaluation instant: latest, now, or a fixed instant."""
     choice = text.strip().lower()
     if choice == "latest":

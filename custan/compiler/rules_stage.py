@@ -73,7 +73,7 @@ def build_rules_stage(
     previous = CUSTOMER_METRICS
     for level in sorted(set(levels.values())):
         names = [name for name in definitions if levels[name] == level]
-        projections: list[exp.Expression] = [exp.Star()]
+        projections: list[exp.Expr] = [exp.Star()]
         for name in names:
             node, types[name] = _compile(rules, name, types, functions)
             projections.append(exp.alias_(node, name, quoted=True))
@@ -115,7 +115,7 @@ def _definitions(
 
 def _compile(
     rules: RuleSet, name: str, types: dict[str, Type], functions: FunctionTable
-) -> tuple[exp.Expression, Type]:
+) -> tuple[exp.Expr, Type]:
     scope = customer_scope(types, functions, rules.time_zone, params=rules.params)
     if name in rules.derived:
         typed = compile_expression(rules.derived[name], scope)
@@ -131,7 +131,7 @@ def _compile(
     return _action_case(rules), Type.TEXT
 
 
-def _numeric(expr: Expr, scope: Scope) -> exp.Expression:
+def _numeric(expr: Expr, scope: Scope) -> exp.Expr:
     typed = compile_expression(expr, scope)
     if typed.type not in NUMERIC and typed.type is not Type.NULL:
         raise RulesError(
@@ -140,7 +140,7 @@ def _numeric(expr: Expr, scope: Scope) -> exp.Expression:
     return typed.node
 
 
-def _score(rules: RuleSet, name: str, scope: Scope) -> exp.Expression:
+def _score(rules: RuleSet, name: str, scope: Scope) -> exp.Expr:
     score = rules.scores[name]
     value = _numeric(score.of, scope)
     if score.quantiles is not None:
@@ -153,9 +153,7 @@ def _score(rules: RuleSet, name: str, scope: Scope) -> exp.Expression:
 _OPERATORS = {"<": exp.LT, "<=": exp.LTE, ">": exp.GT, ">=": exp.GTE}
 
 
-def _bands(
-    value: exp.Expression, bands: list[Band], default: exp.Expression
-) -> exp.Case:
+def _bands(value: exp.Expr, bands: list[Band], default: exp.Expr) -> exp.Case:
     """CASE over the bands in order; the first that matches wins."""
     branches = []
     for band in bands:
@@ -181,7 +179,7 @@ def _segment_case(rules: RuleSet, scope: Scope) -> exp.Case:
     return exp.Case(ifs=branches, default=exp.Literal.string(rules.segments[-1].name))
 
 
-def _action_case(rules: RuleSet) -> exp.Expression:
+def _action_case(rules: RuleSet) -> exp.Expr:
     """The action of the chosen segment, looked up by the segment's name."""
     branches = [
         exp.If(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlglot import exp
 
@@ -24,7 +25,7 @@ from custan.expressions.syntax import parse_expression, underline
 from custan.expressions.types import Type, arithmetic_result, comparable, unify
 from custan.model.ruleset import Expr
 
-_COMPARISONS: dict[type[exp.Expression], type[exp.Expression]] = {
+_COMPARISONS: dict[type[exp.Expr], type[exp.Expr]] = {
     exp.EQ: exp.EQ,
     exp.NEQ: exp.NEQ,
     exp.GT: exp.GT,
@@ -32,7 +33,13 @@ _COMPARISONS: dict[type[exp.Expression], type[exp.Expression]] = {
     exp.LT: exp.LT,
     exp.LTE: exp.LTE,
 }
-_ARITHMETIC = {exp.Add: "+", exp.Sub: "-", exp.Mul: "*", exp.Div: "/", exp.Mod: "%"}
+_ARITHMETIC: dict[type, str] = {
+    exp.Add: "+",
+    exp.Sub: "-",
+    exp.Mul: "*",
+    exp.Div: "/",
+    exp.Mod: "%",
+}
 
 
 @dataclass(frozen=True)
@@ -40,7 +47,7 @@ class Binding:
     """A declared name: its type and the SQL that reads it."""
 
     type: Type
-    node: exp.Expression
+    node: exp.Expr
 
 
 @dataclass
@@ -50,7 +57,7 @@ class Scope:
     kind: str
     names: dict[str, Binding]
     functions: FunctionTable
-    as_of: exp.Expression
+    as_of: exp.Expr
     time_zone: str = "UTC"
     allow_aggregates: bool = False
     hidden: set[str] = field(default_factory=set)
@@ -66,13 +73,15 @@ class _Checker:
         self.location = location
         self._found_aggregate = False
 
-    def fail(self, message: str, node: exp.Expression | None = None) -> RulesError:
+    def fail(self, message: str, node: exp.Expr | None = None) -> RulesError:
         column, width = _span(node)
         if column is None:
             return RulesError(f"{message}\n{underline(self.text, None)}", self.location)
-        return RulesError(f"{message}\n{underline(self.text, column, width)}", self.location)
+        return RulesError(
+            f"{message}\n{underline(self.text, column, width)}", self.location
+        )
 
-    def check(self, node: exp.Expression) -> Typed:
+    def check(self, node: exp.Expr) -> Typed:
         handler = self._handlers().get(type(node))
         if handler is None:
             raise self.fail(f"{_describe(node)} is not allowed in rules", node)
@@ -86,8 +95,8 @@ class _Checker:
             return Typed(typed.node, typed.type, aggregate=True)
         return typed
 
-    def _handlers(self) -> dict[type, Callable[[exp.Expression], Typed]]:
-        handlers: dict[type, Callable[[exp.Expression], Typed]] = {
+    def _handlers(self) -> dict[type, Callable[[Any], Typed]]:
+        handlers: dict[type, Callable[[Any], Typed]] = {
             exp.Paren: lambda node: self._paren(node),
             exp.Literal: self._literal,
             exp.Boolean: lambda node: Typed(exp.Boolean(this=node.this), Type.BOOLEAN),
@@ -111,7 +120,7 @@ class _Checker:
             handlers[node_type] = self._arithmetic
         return handlers
 
-    def _paren(self, node: exp.Expression) -> Typed:
+    def _paren(self, node: exp.Expr) -> Typed:
         inner = self.check(node.this)
         return Typed(exp.Paren(this=inner.node), inner.type, inner.aggregate)
 
@@ -128,17 +137,19 @@ class _Checker:
         name = ".".join(part.name for part in node.parts)
         binding = self.scope.lookup(name)
         if binding is None or name in self.scope.hidden:
-            known = ", ".join(sorted(n for n in self.scope.names if n not in self.scope.hidden))
+            known = ", ".join(
+                sorted(n for n in self.scope.names if n not in self.scope.hidden)
+            )
             raise self.fail(f"unknown name '{name}'; declared names: {known}", node)
         return Typed(binding.node.copy(), binding.type)
 
-    def _boolean(self, node: exp.Expression, what: str) -> Typed:
+    def _boolean(self, node: exp.Expr, what: str) -> Typed:
         typed = self.check(node)
         if typed.type not in (Type.BOOLEAN, Type.NULL):
             raise self.fail(f"{what} must be a condition, not {typed.type}", node)
         return typed
 
-    def _logical(self, node: exp.Expression) -> Typed:
+    def _logical(self, node: exp.Expr) -> Typed:
         left = self._boolean(node.this, f"each side of {node.key.upper()}")
         right = self._boolean(node.expression, f"each side of {node.key.upper()}")
         built = type(node)(this=left.node, expression=right.node)
@@ -154,26 +165,28 @@ class _Checker:
             raise self.fail(f"cannot negate {inner.type}", node)
         return Typed(exp.Neg(this=inner.node), inner.type, inner.aggregate)
 
-    def _compare_types(self, left: Typed, right: Typed, node: exp.Expression) -> None:
+    def _compare_types(self, left: Typed, right: Typed, node: exp.Expr) -> None:
         if not comparable(left.type, right.type):
             raise self.fail(f"cannot compare {left.type} with {right.type}", node)
 
-    def _compare(self, node: exp.Expression) -> Typed:
+    def _compare(self, node: exp.Expr) -> Typed:
         left = self.check(node.this)
         right = self.check(node.expression)
         self._compare_types(left, right, node)
         built = _COMPARISONS[type(node)](this=left.node, expression=right.node)
         return Typed(built, Type.BOOLEAN, left.aggregate or right.aggregate)
 
-    def _arithmetic(self, node: exp.Expression) -> Typed:
+    def _arithmetic(self, node: exp.Expr) -> Typed:
         operator = _ARITHMETIC[type(node)]
         left = self.check(node.this)
         right = self.check(node.expression)
         result = arithmetic_result(operator, left.type, right.type)
         if result is None:
-            raise self.fail(f"cannot apply {operator} to {left.type} and {right.type}", node)
+            raise self.fail(
+                f"cannot apply {operator} to {left.type} and {right.type}", node
+            )
         if operator == "/":
-            built: exp.Expression = exact_divide(left.node, right.node)
+            built: exp.Expr = exact_divide(left.node, right.node)
         elif operator == "%":
             built = remainder(left.node, right.node)
         else:
@@ -185,7 +198,7 @@ class _Checker:
             raise self.fail("IN takes a list of values, not a query", node)
         left = self.check(node.this)
         items = [self.check(item) for item in node.expressions]
-        for item, source in zip(items, node.expressions):
+        for item, source in zip(items, node.expressions, strict=True):
             self._compare_types(left, item, source)
         built = exp.In(this=left.node, expressions=[item.node for item in items])
         return Typed(built, Type.BOOLEAN, left.aggregate)
@@ -238,10 +251,14 @@ class _Checker:
         unit = node.args.get("unit")
         text = amount.this if isinstance(amount, exp.Literal) else None
         if text is None:
-            raise self.fail("an interval needs a literal amount, such as interval '90 days'", node)
+            raise self.fail(
+                "an interval needs a literal amount, such as interval '90 days'", node
+            )
         unit_name = unit.name.lower() if unit is not None else ""
-        built = exp.Interval(this=exp.Literal.string(str(text)),
-                             unit=exp.var(unit_name.upper()) if unit_name else None)
+        built = exp.Interval(
+            this=exp.Literal.string(str(text)),
+            unit=exp.var(unit_name.upper()) if unit_name else None,
+        )
         return Typed(built, Type.INTERVAL)
 
     def _concat(self, node: exp.DPipe) -> Typed:
@@ -260,7 +277,9 @@ class _Checker:
                 if function.min_args == function.max_args
                 else f"{function.min_args} to {function.max_args}"
             )
-            raise self.fail(f"{name}() takes {expected} arguments, got {len(raw_args)}", node)
+            raise self.fail(
+                f"{name}() takes {expected} arguments, got {len(raw_args)}", node
+            )
         if any(isinstance(arg, exp.Star) for arg in raw_args) and name != "count":
             raise self.fail(f"{name}() does not take *", node)
         args = [self.check(arg) for arg in raw_args if not isinstance(arg, exp.Star)]
@@ -276,13 +295,14 @@ class _Checker:
         if exists_elsewhere:
             return f"{name}() cannot be used in {self.scope.kind} expressions"
         names = sorted(
-            known for known, function in self.scope.functions.functions.items()
+            known
+            for known, function in self.scope.functions.functions.items()
             if self.scope.kind in function.scopes
         )
         return f"unknown function {name}(); available: {', '.join(names)}"
 
 
-def _span(node: exp.Expression | None) -> tuple[int | None, int]:
+def _span(node: exp.Expr | None) -> tuple[int | None, int]:
     if node is None:
         return None, 1
     starts = []
@@ -297,7 +317,7 @@ def _span(node: exp.Expression | None) -> tuple[int | None, int]:
     return min(starts) + 1, max(ends) - min(starts) + 1
 
 
-def _describe(node: exp.Expression) -> str:
+def _describe(node: exp.Expr) -> str:
     if isinstance(node, (exp.Subquery, exp.Select)):
         return "a query"
     if isinstance(node, exp.Star):
@@ -314,7 +334,11 @@ def compile_expression(expr: Expr, scope: Scope, expect: Type | None = None) -> 
     checker = _Checker(expr.text, scope, expr.location)
     typed = checker.check(tree)
     if typed.aggregate and not scope.allow_aggregates:
-        raise checker.fail("aggregates such as sum() belong in output values or summary")
+        raise checker.fail(
+            "aggregates such as sum() belong in output values or summary"
+        )
     if expect is Type.BOOLEAN and typed.type not in (Type.BOOLEAN, Type.NULL):
-        raise checker.fail(f"this must be a condition (true or false), not {typed.type}")
+        raise checker.fail(
+            f"this must be a condition (true or false), not {typed.type}"
+        )
     return typed

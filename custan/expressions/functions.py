@@ -25,7 +25,7 @@ ALL_SCOPES = frozenset({TRANSACTION, CUSTOMER, GROUP})
 class Typed:
     """A compiled SQL node, its type, and whether it aggregates rows."""
 
-    node: exp.Expression
+    node: exp.Expr
     type: Type
     aggregate: bool = False
 
@@ -35,9 +35,9 @@ class Call:
     """What a function's compiler receives besides its arguments."""
 
     name: str
-    as_of: exp.Expression
+    as_of: exp.Expr
     time_zone: str
-    literal_args: list[exp.Expression]
+    literal_args: list[exp.Expr]
 
     def fail(self, message: str) -> None:
         raise FunctionError(f"{self.name}(): {message}")
@@ -188,7 +188,7 @@ def concat(args: list[Typed], call: Call) -> Typed:
     return Typed(exp.Concat(expressions=parts), Type.TEXT)
 
 
-def _calendar(extract: Callable[[exp.Expression], exp.Expression], result: Type):
+def _calendar(extract: Callable[[exp.Expr], exp.Expr], result: Type):
     def compile_call(args: list[Typed], call: Call) -> Typed:
         _instants(args, call)
         local = sql.local_time(args[0].node, call.time_zone)
@@ -197,7 +197,7 @@ def _calendar(extract: Callable[[exp.Expression], exp.Expression], result: Type)
     return compile_call
 
 
-def _iso_day(local: exp.Expression) -> exp.Expression:
+def _iso_day(local: exp.Expr) -> exp.Expr:
     return exp.Anonymous(this="isodow", expressions=[local])
 
 
@@ -224,13 +224,13 @@ def day_name(args: list[Typed], call: Call) -> Typed:
     return Typed(exp.Case(this=number, ifs=cases), Type.TEXT)
 
 
-def _strftime(pattern: str) -> Callable[[exp.Expression], exp.Expression]:
+def _strftime(pattern: str) -> Callable[[exp.Expr], exp.Expr]:
     return lambda local: exp.Anonymous(
         this="strftime", expressions=[local, exp.Literal.string(pattern)]
     )
 
 
-def _hour(local: exp.Expression) -> exp.Expression:
+def _hour(local: exp.Expr) -> exp.Expr:
     return exp.Anonymous(this="hour", expressions=[local])
 
 

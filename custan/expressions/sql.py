@@ -18,24 +18,22 @@ OPERAND_SCALE = 9
 QUOTIENT_SCALE = 12
 
 
-def cast(node: exp.Expression, type_text: str) -> exp.Cast:
+def cast(node: exp.Expr, type_text: str) -> exp.Cast:
     return exp.Cast(this=node, to=exp.DataType.build(type_text, dialect="duckdb"))
 
 
-def number(value: int | str) -> exp.Literal:
+def number(value: int | str) -> exp.Expr:
     return exp.Literal.number(value)
 
 
-def scaled_integer(node: exp.Expression, scale: int) -> exp.Expression:
+def scaled_integer(node: exp.Expr, scale: int) -> exp.Expr:
     """Return ``node * 10^scale`` as an exact HUGEINT (rounded at that scale)."""
     decimal = cast(node, f"DECIMAL(38,{scale})")
     product = exp.Mul(this=decimal, expression=number(10**scale))
     return cast(exp.Paren(this=product), "HUGEINT")
 
 
-def exact_divide(
-    numerator: exp.Expression, denominator: exp.Expression
-) -> exp.Expression:
+def exact_divide(numerator: exp.Expr, denominator: exp.Expr) -> exp.Expr:
     """Build ``numerator / denominator`` as DECIMAL(38,12); NULL when dividing by 0."""
     top = exp.Mul(
         this=scaled_integer(numerator, OPERAND_SCALE),
@@ -49,7 +47,7 @@ def exact_divide(
     return exp.Case(ifs=[exp.If(this=zero, true=exp.Null())], default=value)
 
 
-def remainder(numerator: exp.Expression, denominator: exp.Expression) -> exp.Expression:
+def remainder(numerator: exp.Expr, denominator: exp.Expr) -> exp.Expr:
     """Build ``numerator % denominator``; NULL when dividing by 0, as ``/`` is."""
     zero = exp.EQ(this=denominator.copy(), expression=number(0))
     value = exp.Mod(
@@ -58,7 +56,7 @@ def remainder(numerator: exp.Expression, denominator: exp.Expression) -> exp.Exp
     return exp.Case(ifs=[exp.If(this=zero, true=exp.Null())], default=value)
 
 
-def elapsed_microseconds(start: exp.Expression, end: exp.Expression) -> exp.Expression:
+def elapsed_microseconds(start: exp.Expr, end: exp.Expr) -> exp.Expr:
     """Microseconds of elapsed time from ``start`` to ``end`` (exact BIGINT)."""
     return exp.Anonymous(
         this="date_diff",
@@ -66,7 +64,7 @@ def elapsed_microseconds(start: exp.Expression, end: exp.Expression) -> exp.Expr
     )
 
 
-def whole_days(start: exp.Expression, end: exp.Expression) -> exp.Expression:
+def whole_days(start: exp.Expr, end: exp.Expr) -> exp.Expr:
     """Whole days of elapsed time: floor(elapsed seconds / 86400), as BIGINT."""
     days = exp.Div(
         this=elapsed_microseconds(start, end),
@@ -75,33 +73,29 @@ def whole_days(start: exp.Expression, end: exp.Expression) -> exp.Expression:
     return cast(exp.Floor(this=days), "BIGINT")
 
 
-def fractional_days(start: exp.Expression, end: exp.Expression) -> exp.Expression:
+def fractional_days(start: exp.Expr, end: exp.Expr) -> exp.Expr:
     """Exact elapsed days from ``start`` to ``end`` as DECIMAL(38,12)."""
     return exact_divide(elapsed_microseconds(start, end), number(MICROSECONDS_PER_DAY))
 
 
-def local_time(instant: exp.Expression, time_zone: str) -> exp.Expression:
+def local_time(instant: exp.Expr, time_zone: str) -> exp.Expr:
     """The wall-clock time of ``instant`` in ``time_zone`` (a naive TIMESTAMP)."""
     return exp.Anonymous(
         this="timezone", expressions=[exp.Literal.string(time_zone), instant]
     )
 
 
-def window(
-    function: exp.Expression, order: list[exp.Ordered] | None = None
-) -> exp.Window:
+def window(function: exp.Expr, order: list[exp.Ordered] | None = None) -> exp.Window:
     """``function OVER (ORDER BY ...)`` across all rows."""
     spec = exp.Order(expressions=order) if order else None
     return exp.Window(this=function, order=spec, over="OVER")
 
 
-def ordered(node: exp.Expression, descending: bool, nulls_first: bool) -> exp.Ordered:
+def ordered(node: exp.Expr, descending: bool, nulls_first: bool) -> exp.Ordered:
     return exp.Ordered(this=node, desc=descending, nulls_first=nulls_first)
 
 
-def tie_safe_ntile(
-    buckets: int, node: exp.Expression, descending: bool
-) -> exp.Expression:
+def tie_safe_ntile(buckets: int, node: exp.Expr, descending: bool) -> exp.Expr:
     """Bucket 1..n by rank, so that tied values always share a bucket.
 
     bucket = 1 + floor(n * (rank - 1) / row count). SQL NTILE splits ties

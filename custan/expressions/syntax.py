@@ -6,6 +6,8 @@ plain call, so the allow-list in ``functions.py`` alone decides what exists.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import sqlglot
 from sqlglot import exp, parser
 from sqlglot.dialects.dialect import Dialect
@@ -24,12 +26,12 @@ class RulesDialect(Dialect):
     """SQL expression syntax with no built-in function parsers."""
 
     class Parser(parser.Parser):
-        FUNCTIONS: dict = {}
-        FUNCTION_PARSERS: dict = {}
-        NO_PAREN_FUNCTIONS: dict = {}
+        FUNCTIONS: ClassVar[dict] = {}
+        FUNCTION_PARSERS: ClassVar[dict] = {}
+        NO_PAREN_FUNCTIONS: ClassVar[dict] = {}
 
 
-def parse_expression(text: str, location: Location) -> exp.Expression:
+def parse_expression(text: str, location: Location) -> exp.Expr:
     """Parse ``text`` or raise RulesError showing where the syntax fails."""
     _check_parentheses(text, location)
     try:
@@ -83,7 +85,7 @@ def _check_parentheses(text: str, location: Location) -> None:
             depth -= 1
 
 
-def _check_size(tree: exp.Expression, text: str, location: Location) -> None:
+def _check_size(tree: exp.Expr, text: str, location: Location) -> None:
     for count, node in enumerate(tree.walk(), start=1):
         if count > MAX_NODES:
             raise RulesError(

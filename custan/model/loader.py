@@ -272,7 +272,7 @@ def _tiers(document: Document) -> dict[str, Tier]:
 
 def _segments(document: Document) -> list[Segment]:
     items = document.data.get("segments", [])
-    segments = []
+    segments: list[Segment] = []
     for index, item in enumerate(items):
         path: Path = ("segments", index)
         when = _expr(document, path + ("when",)) if "when" in item else None

@@ -17,11 +17,11 @@ from custan.expressions.types import Type
 _BARE_JSON = frozenset({Type.MONEY, Type.DECIMAL, Type.INTEGER, Type.BOOLEAN})
 
 
-def _call(name: str, *args: exp.Expression) -> exp.Anonymous:
+def _call(name: str, *args: exp.Expr) -> exp.Anonymous:
     return exp.Anonymous(this=name, expressions=list(args))
 
 
-def _strip_zeros(text: exp.Expression) -> exp.Expression:
+def _strip_zeros(text: exp.Expr) -> exp.Expr:
     """'2.500000' becomes '2.5' and '3.000' becomes '3'; integers stay as they are."""
     trimmed = _call(
         "rtrim", _call("rtrim", text, exp.Literal.string("0")), exp.Literal.string(".")
@@ -30,7 +30,7 @@ def _strip_zeros(text: exp.Expression) -> exp.Expression:
     return exp.Case(ifs=[exp.If(this=has_point, true=trimmed)], default=text.copy())
 
 
-def _instant_text(value: exp.Expression) -> exp.Expression:
+def _instant_text(value: exp.Expr) -> exp.Expr:
     # Fractional seconds are written only when present, like datetime.isoformat.
     whole = _call("strftime", value, exp.Literal.string("%Y-%m-%dT%H:%M:%SZ"))
     fraction = _call(
@@ -45,7 +45,7 @@ def _instant_text(value: exp.Expression) -> exp.Expression:
     return exp.Case(ifs=[exp.If(this=has_fraction, true=fraction)], default=whole)
 
 
-def column_text(column: OutputColumn, decimals: int) -> exp.Expression:
+def column_text(column: OutputColumn, decimals: int) -> exp.Expr:
     """SQL that renders one result column as its written text (NULL stays NULL)."""
     value = exp.column(column.name, quoted=True)
     if column.type is Type.MONEY:
@@ -72,7 +72,7 @@ def text_query(columns: list[OutputColumn], decimals: int) -> exp.Select:
     return exp.select(*projections).from_(RESULT_TABLE)
 
 
-def _json_fragment(column: OutputColumn, decimals: int) -> exp.Expression:
+def _json_fragment(column: OutputColumn, decimals: int) -> exp.Expr:
     text = column_text(column, decimals)
     if column.type not in _BARE_JSON:
         text = sql.cast(_call("to_json", text), "VARCHAR")
@@ -81,7 +81,7 @@ def _json_fragment(column: OutputColumn, decimals: int) -> exp.Expression:
 
 def json_lines_query(columns: list[OutputColumn], decimals: int) -> exp.Select:
     """Each result row as one JSON object of text, numbers written exactly."""
-    parts: list[exp.Expression] = [exp.Literal.string("{")]
+    parts: list[exp.Expr] = [exp.Literal.string("{")]
     for index, column in enumerate(columns):
         key = ("" if index == 0 else ", ") + f'"{column.name}": '
         parts += [exp.Literal.string(key), _json_fragment(column, decimals)]

@@ -84,8 +84,10 @@ class TableSink:
     def _rows(self, result: Result) -> Table:
         table = Table(title=self._title(result))
         for column in result.columns:
-            justify = "right" if column.type in NUMERIC else "left"
-            table.add_column(column.name, justify=justify)
+            if column.type in NUMERIC:
+                table.add_column(column.name, justify="right")
+            else:
+                table.add_column(column.name, justify="left")
         shown = 0
         for row in formatted_rows(result):
             if shown == MAX_TABLE_ROWS:

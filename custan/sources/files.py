@@ -8,6 +8,7 @@ point and a bad value can be traced to its file and row.
 from __future__ import annotations
 
 import glob
+import json
 import os
 from dataclasses import dataclass
 
@@ -88,7 +89,7 @@ def _read_call(
     spec: Input,
     with_filename: bool = False,
     skip_header: bool = True,
-) -> exp.Expression:
+) -> exp.Expr:
     """The DuckDB table function that reads the files as text.
 
     Whitespace-aligned text is read one line per row; with a header, the
@@ -96,10 +97,10 @@ def _read_call(
     """
     paths = exp.Array(expressions=[exp.Literal.string(p) for p in files.paths])
 
-    def option(name: str, value: exp.Expression) -> exp.Expression:
+    def option(name: str, value: exp.Expr) -> exp.Expr:
         return exp.EQ(this=exp.column(name), expression=value)
 
-    options: list[exp.Expression] = []
+    options: list[exp.Expr] = []
     if files.format == "csv":
         options.append(option("all_varchar", exp.true()))
         options.append(option("header", exp.Boolean(this=spec.header)))
@@ -164,7 +165,7 @@ class FileReader:
         except duckdb.Error as error:
             raise self.read_error(error) from None
         if self.files.format in ("jsonl", "json"):
-            return self._json_keys(connection, row)
+            return self._json_keys(row)
         return names
 
     def _text_column_names(self, connection: duckdb.DuckDBPyConnection) -> list[str]:
@@ -187,41 +188,25 @@ class FileReader:
             raise self.read_error(error) from None
         return (row[0] or "").split() if row else []
 
-    def _json_keys(self, connection: duckdb.DuckDBPyConnection, row) -> list[str]:
+    def _json_keys(self, row: tuple | None) -> list[str]:
+        """Keys of the first object, with dotted names for nested objects.
+
+        Only the first record is parsed here, to learn the field names.
+        """
         if row is None:
             return []
-        keys_query = exp.select(
-            exp.Anonymous(this="json_keys", expressions=[exp.Literal.string(row[0])])
-        )
-        keys = connection.execute(keys_query.sql("duckdb")).fetchone()[0]
-        found = list(keys)
-        # Nested objects such as sender: {account_id} offer dotted names too.
-        for key in keys:
-            nested = connection.execute(
-                exp.select(
-                    exp.Anonymous(
-                        this="json_type",
-                        expressions=[
-                            exp.Literal.string(row[0]),
-                            exp.Literal.string(f"$.{key}"),
-                        ],
-                    )
-                ).sql("duckdb")
-            ).fetchone()[0]
-            if nested == "OBJECT":
-                inner = connection.execute(
-                    exp.select(
-                        exp.Anonymous(
-                            this="json_keys",
-                            expressions=[
-                                exp.Literal.string(row[0]),
-                                exp.Literal.string(f"$.{key}"),
-                            ],
-                        )
-                    ).sql("duckdb")
-                ).fetchone()[0]
-                found += [f"{key}.{name}" for name in inner]
-        return found
+        first = json.loads(row[0])
+        if not isinstance(first, dict):
+            raise DataError(
+                f"{self.files.pattern}: expected JSON objects, "
+                f"found {type(first).__name__}",
+                self.spec.location,
+            )
+        names = list(first)
+        for key, value in first.items():
+            if isinstance(value, dict):
+                names += [f"{key}.{inner}" for inner in value]
+        return names
 
     def read_error(self, error: duckdb.Error) -> DataError:
         first_line = str(error).strip().splitlines()[0]
@@ -244,7 +229,7 @@ class FileReader:
             return mapped
         return name if name in available else None
 
-    def raw_value(self, column_name: str, available: list[str]) -> exp.Expression:
+    def raw_value(self, column_name: str, available: list[str]) -> exp.Expr:
         """SQL reading ``column_name`` of the raw rows as text."""
         if self.text_layout:
             parts = exp.column("fields", RAW)
@@ -282,9 +267,7 @@ class FileReader:
             return exp.select(*projections).from_(_split_lines(source, with_filename))
         return exp.select(*projections).from_(_aliased(source))
 
-    def _field_sql(
-        self, name: str, available: list[str], strict: bool
-    ) -> exp.Expression:
+    def _field_sql(self, name: str, available: list[str], strict: bool) -> exp.Expr:
         if name in self.spec.constants:
             return _constant(name, self.spec.constants[name])
         column_name = self.field_column(name, available)
@@ -304,7 +287,7 @@ class FileReader:
             )
         return raw
 
-    def _missing(self, name: str, available: list[str]) -> exp.Expression:
+    def _missing(self, name: str, available: list[str]) -> exp.Expr:
         if name == "id":
             # Without ids every row still counts once: number the rows.
             number = exp.Window(this=exp.Anonymous(this="row_number"), over="OVER")
@@ -319,25 +302,25 @@ class FileReader:
         )
 
 
-def _aliased(function: exp.Expression) -> exp.Table:
+def _aliased(function: exp.Expr) -> exp.Table:
     """A table function in FROM, named ``raw``."""
     return exp.Table(this=function, alias=exp.TableAlias(this=exp.to_identifier(RAW)))
 
 
-def _split_lines(source: exp.Expression, with_filename: bool) -> exp.Subquery:
+def _split_lines(source: exp.Expr, with_filename: bool) -> exp.Subquery:
     """Lines split once on runs of whitespace into a list named ``fields``."""
     line = exp.Anonymous(this="trim", expressions=[exp.column("line")])
     fields = exp.Anonymous(
         this="string_split_regex", expressions=[line, exp.Literal.string(r"\s+")]
     )
-    columns: list[exp.Expression] = [exp.alias_(fields, "fields")]
+    columns: list[exp.Expr] = [exp.alias_(fields, "fields")]
     if with_filename:
         columns.append(exp.column("filename"))
     inner = exp.select(*columns).from_(source)
     return exp.Subquery(this=inner, alias=exp.TableAlias(this=exp.to_identifier(RAW)))
 
 
-def _try_cast(node: exp.Expression, type_text: str) -> exp.Expression:
+def _try_cast(node: exp.Expr, type_text: str) -> exp.Expr:
     return exp.TryCast(this=node, to=exp.DataType.build(type_text, dialect="duckdb"))
 
 
@@ -346,7 +329,7 @@ def _json_path(name: str) -> str:
     return "$." + ".".join(f'"{part}"' for part in parts)
 
 
-def _json_text(name: str) -> exp.Expression:
+def _json_text(name: str) -> exp.Expr:
     """The text of key ``name``, nested or flat ("sender.account_id" as one key)."""
     json = exp.column("json", RAW)
     nested = exp.JSONExtractScalar(
@@ -360,14 +343,14 @@ def _json_text(name: str) -> exp.Expression:
     return exp.Coalesce(this=nested, expressions=[flat])
 
 
-def _json_status(name: str) -> exp.Expression:
+def _json_status(name: str) -> exp.Expr:
     """Payload v2 writes status as {"value": ...}; v1 writes plain text."""
     return exp.Coalesce(
         this=_json_text(f"{name}.value"), expressions=[_json_text(name)]
     )
 
 
-def _constant(name: str, value) -> exp.Expression:
+def _constant(name: str, value) -> exp.Expr:
     text = exp.Literal.string(str(value))
     if name == "amount":
         return sql.cast(text, MONEY_SQL_TYPE)
@@ -389,7 +372,7 @@ class AccountReader(FileReader):
             )
         super().__init__(spec, override)
 
-    def _missing(self, name: str, available: list[str]) -> exp.Expression:
+    def _missing(self, name: str, available: list[str]) -> exp.Expr:
         raise DataError(
             f"{self.files.pattern}: missing column '{name}' in the accounts; columns "
             f"found: {', '.join(available) or 'none'}. Map it under accounts.columns",

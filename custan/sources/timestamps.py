@@ -15,12 +15,12 @@ from custan.expressions import sql
 OFFSET_PATTERN = r"(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$"
 
 
-def _convert(node: exp.Expression, type_text: str, strict: bool) -> exp.Expression:
+def _convert(node: exp.Expr, type_text: str, strict: bool) -> exp.Expr:
     to = exp.DataType.build(type_text, dialect="duckdb")
     return exp.Cast(this=node, to=to) if strict else exp.TryCast(this=node, to=to)
 
 
-def _in_zone(naive: exp.Expression, time_zone: str) -> exp.Expression:
+def _in_zone(naive: exp.Expr, time_zone: str) -> exp.Expr:
     if time_zone.upper() == "UTC":
         return sql.cast(naive, "TIMESTAMPTZ")
     return exp.Anonymous(
@@ -29,8 +29,8 @@ def _in_zone(naive: exp.Expression, time_zone: str) -> exp.Expression:
 
 
 def parse_instant_sql(
-    raw: exp.Expression, date_format: str | None, time_zone: str, strict: bool = True
-) -> exp.Expression:
+    raw: exp.Expr, date_format: str | None, time_zone: str, strict: bool = True
+) -> exp.Expr:
     """SQL that parses ``raw`` text into a TIMESTAMPTZ."""
     text = exp.Anonymous(this="trim", expressions=[raw])
     if date_format is not None:

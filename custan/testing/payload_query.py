@@ -213,7 +213,9 @@ def parse_term(text: str) -> Term:
 
 def split_top_level(text: str) -> list[str]:
     """Split a comma-joined list, keeping commas inside parentheses."""
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     for character in text:
         if character == "," and depth == 0:
             parts.append("".join(current))
@@ -298,7 +300,7 @@ def parse_instant(text: str) -> datetime:
     return instant.astimezone(UTC)
 
 
-def literal_for(kind: str, text: str) -> exp.Expression:
+def literal_for(kind: str, text: str) -> exp.Expr:
     """Bind a filter value as a literal node of the compared expression's kind."""
     if kind in NUMERIC_KINDS:
         try:
@@ -406,8 +408,8 @@ class QueryCompiler:
             select = select.order_by(group.copy())
         return CompiledQuery(select, tuple(outputs), aggregated=True)
 
-    def _conditions(self, query: ListQuery) -> list[exp.Expression]:
-        conditions = []
+    def _conditions(self, query: ListQuery) -> list[exp.Expr]:
+        conditions: list[exp.Expr] = []
         if query.id_equals is not None:
             id_column = quoted_column(self.resource.resolve(Path(("id",))).name)
             conditions.append(
@@ -421,9 +423,7 @@ class QueryCompiler:
             conditions.append(exp.Paren(this=exp.or_(*alternatives)))
         return conditions
 
-    def _expression(
-        self, term: Term, allow_aggregate: bool
-    ) -> tuple[exp.Expression, str]:
+    def _expression(self, term: Term, allow_aggregate: bool) -> tuple[exp.Expr, str]:
         """Compile a term to (SQL expression, result kind)."""
         if isinstance(term, Path):
             if term == STAR:
@@ -461,7 +461,7 @@ def contains_aggregate(term: Term) -> bool:
     return term.name in AGGREGATES or contains_aggregate(term.argument)
 
 
-def require_grouped(term: Term, expression: exp.Expression, grouped_sql: set[str]):
+def require_grouped(term: Term, expression: exp.Expr, grouped_sql: set[str]):
     """Reject a plain value in a grouped select unless the query groups by it."""
     if contains_aggregate(term) or expression.sql() in grouped_sql:
         return
@@ -480,7 +480,7 @@ def invalid_argument(term: Call, needed: str) -> QueryError:
     )
 
 
-def aggregate(term: Call, argument: exp.Expression, kind: str):
+def aggregate(term: Call, argument: exp.Expr, kind: str):
     """Build an aggregate node and the kind of value it returns."""
     if term.name in {"sum", "avg"} and kind not in NUMERIC_KINDS:
         raise invalid_argument(term, "a numeric attribute")
@@ -499,7 +499,7 @@ def aggregate(term: Call, argument: exp.Expression, kind: str):
     return exp.Max(this=argument), kind
 
 
-def date_function(name: str, argument: exp.Expression) -> exp.Expression:
+def date_function(name: str, argument: exp.Expr) -> exp.Expr:
     """Build a date function over a UTC timestamp with MySQL's result values."""
     if name == "dayofweek":
         # DuckDB numbers Sunday 0 through Saturday 6, and MySQL numbers them 1 to 7.
@@ -512,7 +512,7 @@ def date_function(name: str, argument: exp.Expression) -> exp.Expression:
     return exp.Anonymous(this=name, expressions=[argument])
 
 
-def compare(target: exp.Expression, kind: str, text: str) -> exp.Expression:
+def compare(target: exp.Expr, kind: str, text: str) -> exp.Expr:
     """Build one filter comparison from `<op><value>`, such as `>=100`."""
     if text.startswith("?"):
         # NOTE: matching is case-sensitive. Whether Payload's LIKE ignores case,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import contextlib
 import csv
 import hmac
 import json
@@ -19,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Self
@@ -307,7 +309,7 @@ def conform_table(connection, table: str) -> None:
         raise ValueError(f"Table {table} is missing columns: {', '.join(missing)}")
     selections = []
     for name in present:
-        column: exp.Expression = exp.Column(this=quoted(name))
+        column: exp.Expr = exp.Column(this=quoted(name))
         if name in required:
             column = exp.cast(column, exp.DataType.build(required[name], "duckdb"))
         selections.append(exp.alias_(column, quoted(name)))
@@ -349,7 +351,10 @@ def load_records(connection, table: str, records: Iterable[Mapping[str, Any]]) -
 
 
 def load_relation(connection, table: str, relation: duckdb.DuckDBPyRelation) -> None:
-    types = {name: str(type_) for name, type_ in zip(relation.columns, relation.types)}
+    types = {
+        name: str(type_)
+        for name, type_ in zip(relation.columns, relation.types, strict=True)
+    }
     create_table(connection, table, types)
     insert_rows(connection, table, len(types), relation.fetchall())
     conform_table(connection, table)
@@ -468,7 +473,7 @@ class PayloadServer:
             raise RuntimeError("The server is not running. Call start() first.")
         return f"http://127.0.0.1:{self._http.server_address[1]}/"
 
-    def start(self) -> PayloadServer:
+    def start(self) -> Self:
         """Bind 127.0.0.1 (port 0 picks a free one) and serve in a daemon thread."""
         if self._http is not None:
             return self
@@ -519,7 +524,7 @@ class PayloadServer:
 
     @property
     def aggregations_run(self) -> int:
-        """How many grouped or aggregated selects ran. Pages from the cache do not count."""
+        """How many grouped or aggregated selects ran; cached pages do not count."""
         with self._lock:
             return self._aggregations_run
 
@@ -540,7 +545,9 @@ class PayloadServer:
             record.bytes_sent,
         )
 
-    def handle(self, method: str, target: str, headers: Mapping[str, str]) -> Response:
+    def handle(
+        self, method: str, target: str, headers: Mapping[str, str] | Message
+    ) -> Response:
         """Build the response to one request.
 
         `headers` must look names up case-insensitively, as `email.message.Message`
@@ -623,7 +630,7 @@ class PayloadServer:
         row: dict[str, Any] = (
             {} if compiled.aggregated else {"object": resource.object_name}
         )
-        for output, value in zip(compiled.outputs, values):
+        for output, value in zip(compiled.outputs, values, strict=True):
             nest(row, output.key, format_value(value, self.timestamp_format))
         return row
 
@@ -742,11 +749,8 @@ def main(argv: list[str] | None = None) -> int:
         timestamp_format=timestamp_format,
     )
 
-    with server:
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
+    with server, contextlib.suppress(KeyboardInterrupt):
+        threading.Event().wait()
     return 0
 
 

@@ -98,7 +98,7 @@ def _column_name(expr: Expr) -> str | None:
     return ".".join(part.name for part in tree.parts)
 
 
-def _parse(expr: Expr) -> exp.Expression | None:
+def _parse(expr: Expr) -> exp.Expr | None:
     try:
         return parse_expression(expr.text, expr.location)
     except RulesError:
@@ -146,7 +146,7 @@ def expanded_relation(route: GroupRoute, table: str) -> exp.Select:
     (MySQL weekday, hour), then a0 (count) and a1 (sum of amount).
     """
     position = 1
-    method: exp.Expression = sql.cast(exp.Null(), "VARCHAR")
+    method: exp.Expr = sql.cast(exp.Null(), "VARCHAR")
     if route.by_method:
         method = exp.column(f"g{position}", "groups")
         position += 1
@@ -158,7 +158,7 @@ def expanded_relation(route: GroupRoute, table: str) -> exp.Select:
             f" + INTERVAL (g{position + 1}) HOUR",
             dialect="duckdb",
         )
-    amount: exp.Expression = sql.cast(exp.Null(), MONEY_SQL_TYPE)
+    amount: exp.Expr = sql.cast(exp.Null(), MONEY_SQL_TYPE)
     if route.sums_amount:
         # The whole sum rides on the first row of each group, 0 on the rest.
         amount = exp.Case(

@@ -52,7 +52,7 @@ TEXT_FIELDS = frozenset(
 )
 # Characters that Payload reads as operators at the start of a filter value.
 OPERATOR_PREFIXES = ("!", "<", ">", "?")
-_OPERATORS: dict[type[exp.Expression], str] = {
+_OPERATORS: dict[type[exp.Expr], str] = {
     exp.EQ: "",
     exp.NEQ: "!",
     exp.GT: ">",
@@ -60,7 +60,7 @@ _OPERATORS: dict[type[exp.Expression], str] = {
     exp.LT: "<",
     exp.LTE: "<=",
 }
-_FLIPPED: dict[type[exp.Expression], type[exp.Expression]] = {
+_FLIPPED: dict[type[exp.Expr], type[exp.Expr]] = {
     exp.EQ: exp.EQ,
     exp.NEQ: exp.NEQ,
     exp.GT: exp.LT,
@@ -149,7 +149,7 @@ def translate_filter(expr: Expr) -> list[Filter] | None:
     return _translate(tree)
 
 
-def _translate(node: exp.Expression) -> list[Filter] | None:
+def _translate(node: exp.Expr) -> list[Filter] | None:
     if isinstance(node, exp.Paren):
         return _translate(node.this)
     if isinstance(node, exp.And):
@@ -168,8 +168,8 @@ def _translate(node: exp.Expression) -> list[Filter] | None:
     return None
 
 
-def _comparison(node: exp.Expression) -> list[Filter] | None:
-    kind: type[exp.Expression] = type(node)
+def _comparison(node: exp.Expr) -> list[Filter] | None:
+    kind: type[exp.Expr] = type(node)
     field_name = field_of(node.this)
     literal = node.expression
     if field_name is None:
@@ -198,7 +198,7 @@ def _in_list(node: exp.In, negated: bool) -> list[Filter] | None:
     return [Filter(field_name, "|".join(values))]  # type: ignore[arg-type]
 
 
-def field_of(node: exp.Expression) -> str | None:
+def field_of(node: exp.Expr) -> str | None:
     """Return the filterable canonical field that a column node names, or None."""
     if not isinstance(node, exp.Column):
         return None
@@ -208,7 +208,7 @@ def field_of(node: exp.Expression) -> str | None:
     return name
 
 
-def literal_text(field_name: str, node: exp.Expression) -> str | None:
+def literal_text(field_name: str, node: exp.Expr) -> str | None:
     """Return the wire text of a literal compared with ``field_name``, or None."""
     negative = isinstance(node, exp.Neg)
     if negative:

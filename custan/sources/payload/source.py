@@ -474,7 +474,7 @@ def _fetched_relation(needed: set[str]) -> exp.Select:
     """Select the canonical columns of the fetched table; unfetched ones are NULL."""
     projections = []
     for name, field in TRANSACTION_FIELDS.items():
-        value: exp.Expression = exp.column(field.column, quoted=True)
+        value: exp.Expr = exp.column(field.column, quoted=True)
         if name not in needed:
             value = sql.cast(exp.Null(), _field_sql_type(name))
         projections.append(exp.alias_(value, field.column, quoted=True))
@@ -526,7 +526,7 @@ def _without_purchase_filters(query: exp.Select) -> exp.Select:
     return query
 
 
-def _as_of_literal(as_of: datetime | None) -> exp.Expression:
+def _as_of_literal(as_of: datetime | None) -> exp.Expr:
     if as_of is None:
         return sql.cast(exp.Null(), "TIMESTAMPTZ")
     return sql.cast(exp.Literal.string(as_of.isoformat()), "TIMESTAMPTZ")

@@ -63,7 +63,7 @@ def _column(table: str, name: str) -> exp.Column:
     return exp.column(name, table, quoted=True)
 
 
-def _metric_value(recipe: MetricRecipe, alias: str) -> exp.Expression:
+def _metric_value(recipe: MetricRecipe, alias: str) -> exp.Expr:
     first = _column(alias, f"a{recipe.positions[0]}")
     if recipe.kind in ("sum", "count"):
         # Customers without a matching row have spent 0 and bought 0 times.
@@ -76,7 +76,7 @@ def _metric_value(recipe: MetricRecipe, alias: str) -> exp.Expression:
 def _mode_select(recipe: MetricRecipe, table: str) -> exp.Select:
     """Select the most frequent value per customer; ties go to the smallest value."""
     if recipe.calendar is None:
-        value: exp.Expression = _column(table, "g1")
+        value: exp.Expr = _column(table, "g1")
     elif recipe.calendar == "day_of_week":
         value = exp.maybe_parse(ISO_DAY_FROM_MYSQL.format(position=1), dialect="duckdb")
     else:
@@ -130,14 +130,14 @@ def customer_metrics_select(
         exp.alias_(_column("q0", CUSTOMER_COLUMN), CUSTOMER_COLUMN, quoted=True)
     )
     joined = {0}
-    joins: list[tuple[exp.Expression, str]] = []
+    joins: list[tuple[exp.Expr, str]] = []
     for recipe in recipes:
         if recipe.kind == MODE:
             alias = f"mode_{len(joins)}"
             joins.append(
                 (_mode_select(recipe, tables[recipe.query]).subquery(alias), alias)
             )
-            value: exp.Expression = _column(alias, "value")
+            value: exp.Expr = _column(alias, "value")
         else:
             alias = aliases[recipe.query]
             if recipe.query not in joined:

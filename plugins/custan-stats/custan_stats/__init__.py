@@ -81,29 +81,54 @@ def _differences(times: exp.Expression) -> exp.Expression:
     """Build the list of each element minus the one before it."""
     length = call("len", times.copy())
     later = call("list_slice", times.copy(), sql.number(2), length)
-    earlier = call("list_slice", times.copy(), sql.number(1),
-                   exp.Sub(this=length.copy(), expression=sql.number(1)))
+    earlier = call(
+        "list_slice",
+        times.copy(),
+        sql.number(1),
+        exp.Sub(this=length.copy(), expression=sql.number(1)),
+    )
     pair = exp.to_identifier("pair")
     # offset=1 marks the indexes as 1-based already, so SQLGlot keeps them as written.
     first = exp.Bracket(this=pair.copy(), expressions=[sql.number(1)], offset=1)
     second = exp.Bracket(this=pair.copy(), expressions=[sql.number(2)], offset=1)
-    difference = exp.Lambda(this=exp.Sub(this=first, expression=second),
-                            expressions=[pair])
+    difference = exp.Lambda(
+        this=exp.Sub(this=first, expression=second), expressions=[pair]
+    )
     return call("list_transform", call("list_zip", later, earlier), difference)
 
 
 STATS_AGGREGATES = [
-    Aggregate("median", _median, _money_or_decimal, accepts=NUMERIC,
-              summary="middle value, or the mean of the two middle values"),
-    Aggregate("stddev", _stddev, _decimal, accepts=NUMERIC,
-              summary="sample standard deviation; NULL with fewer than two rows"),
+    Aggregate(
+        "median",
+        _median,
+        _money_or_decimal,
+        accepts=NUMERIC,
+        summary="middle value, or the mean of the two middle values",
+    ),
+    Aggregate(
+        "stddev",
+        _stddev,
+        _decimal,
+        accepts=NUMERIC,
+        summary="sample standard deviation; NULL with fewer than two rows",
+    ),
     *[
-        Aggregate(name, _percentile(fraction), _money_or_decimal, accepts=NUMERIC,
-                  summary=f"{Decimal(fraction) * 100:.0f}th percentile, interpolated")
+        Aggregate(
+            name,
+            _percentile(fraction),
+            _money_or_decimal,
+            accepts=NUMERIC,
+            summary=f"{Decimal(fraction) * 100:.0f}th percentile, interpolated",
+        )
         for name, fraction in PERCENTILES.items()
     ],
-    Aggregate("gap_cv", _gap_cv, _decimal, accepts=frozenset({Type.INSTANT}),
-              summary="coefficient of variation of the gaps between instants"),
+    Aggregate(
+        "gap_cv",
+        _gap_cv,
+        _decimal,
+        accepts=frozenset({Type.INSTANT}),
+        summary="coefficient of variation of the gaps between instants",
+    ),
 ]
 
 

@@ -97,14 +97,17 @@ def test_gap_cv_in_segments(tmp_path, capsys):
 
 
 def test_median_usable_in_scores(tmp_path, capsys):
-    rules = RULES.replace("segments:", """\
+    rules = RULES.replace(
+        "segments:",
+        """\
 scores:
   basket:
     of: middle
     bands:
       - {at_least: 3.505, score: 2}
     default: 1
-segments:""").replace("columns: [middle,", "columns: [basket, middle,")
+segments:""",
+    ).replace("columns: [middle,", "columns: [basket, middle,")
     rows = run_csv(tmp_path, capsys, rules)
     # The exact median 3.505 reaches the bound 3.505; a cent-rounded 3.50 would not.
     assert rows["acct_a"]["basket"] == "2"

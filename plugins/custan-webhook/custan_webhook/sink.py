@@ -69,8 +69,10 @@ def _number(env: Mapping[str, str], suffix: str, default, kind: type, minimum):
     except ValueError:
         value = None
     if value is None or value < minimum:
-        raise UsageError(f"invalid {PREFIX + suffix} {text!r}; "
-                         f"expected a number of at least {minimum}")
+        raise UsageError(
+            f"invalid {PREFIX + suffix} {text!r}; "
+            f"expected a number of at least {minimum}"
+        )
     return value
 
 
@@ -79,7 +81,7 @@ def _headers(env: Mapping[str, str]) -> dict[str, str]:
     headers = {}
     for name, value in env.items():
         if name.startswith(HEADER_PREFIX) and len(name) > len(HEADER_PREFIX):
-            words = name[len(HEADER_PREFIX):].split("_")
+            words = name[len(HEADER_PREFIX) :].split("_")
             headers["-".join(word.capitalize() for word in words)] = value
     return headers
 
@@ -99,9 +101,12 @@ class WebhookSink:
     name = "webhook"
     writes_files = False
 
-    def __init__(self, destination: str | None = None,
-                 settings: WebhookSettings | None = None,
-                 client: httpx.Client | None = None) -> None:
+    def __init__(
+        self,
+        destination: str | None = None,
+        settings: WebhookSettings | None = None,
+        client: httpx.Client | None = None,
+    ) -> None:
         self.settings = settings or WebhookSettings.from_environment()
         url = destination or self.settings.url
         if not url:
@@ -110,8 +115,10 @@ class WebhookSink:
             )
         self.url: str = url
         if urlsplit(self.url).scheme not in ("http", "https"):
-            raise UsageError(f"invalid webhook URL {redact(self.url)!r}; "
-                             "use an http:// or https:// URL")
+            raise UsageError(
+                f"invalid webhook URL {redact(self.url)!r}; "
+                "use an http:// or https:// URL"
+            )
         self.client = client
         self.sleep = time.sleep
 
@@ -123,8 +130,12 @@ class WebhookSink:
         try:
             for number, body in enumerate(self._bodies(result, run_id, total), start=1):
                 self._post(client, body, f"{run_id}-{number}", number, total)
-            logger.info("posted %d rows in %d batches to %s", result.row_count, total,
-                        redact(self.url))
+            logger.info(
+                "posted %d rows in %d batches to %s",
+                result.row_count,
+                total,
+                redact(self.url),
+            )
         finally:
             if self.client is None:
                 client.close()
@@ -143,10 +154,14 @@ class WebhookSink:
         if rows:
             yield _body(rules, run_id, number + 1, total, rows)
 
-    def _post(self, client: httpx.Client, body: str, key: str, number: int,
-              total: int) -> None:
-        headers = {**self.settings.headers, "Content-Type": "application/json",
-                   "Idempotency-Key": key}
+    def _post(
+        self, client: httpx.Client, body: str, key: str, number: int, total: int
+    ) -> None:
+        headers = {
+            **self.settings.headers,
+            "Content-Type": "application/json",
+            "Idempotency-Key": key,
+        }
         where = f"webhook {redact(self.url)}, batch {number} of {total}"
         for attempt in range(self.settings.retries + 1):
             last = attempt == self.settings.retries
@@ -155,19 +170,22 @@ class WebhookSink:
             except httpx.TransportError as error:
                 failure = f"{type(error).__name__}: {error}"
                 if last:
-                    raise WebhookError(f"{where}: failed after {attempt + 1} attempts: "
-                                       f"{failure}") from None
+                    raise WebhookError(
+                        f"{where}: failed after {attempt + 1} attempts: {failure}"
+                    ) from None
                 self._wait(where, failure, attempt, None)
                 continue
             if response.is_success:
                 return
             failure = f"HTTP {response.status_code}"
             if response.status_code not in RETRY_STATUSES:
-                raise WebhookError(f"{where}: rejected with {failure}: "
-                                   f"{response.text[:200].strip()}")
+                raise WebhookError(
+                    f"{where}: rejected with {failure}: {response.text[:200].strip()}"
+                )
             if last:
-                raise WebhookError(f"{where}: failed after {attempt + 1} attempts: "
-                                   f"{failure}")
+                raise WebhookError(
+                    f"{where}: failed after {attempt + 1} attempts: {failure}"
+                )
             self._wait(where, failure, attempt, response.headers.get("Retry-After"))
 
     def _wait(self, where: str, failure: str, attempt: int, retry_after: str | None):
@@ -180,7 +198,7 @@ class WebhookSink:
 
 def _body(rules: str, run_id: str, number: int, total: int, rows: list[str]) -> str:
     """Build the batch's JSON text; row values keep their exact decimal digits."""
-    header = json_object(["rules", "run", "batch", "batches"],
-                         [rules, run_id, number, total])
+    header = json_object(
+        ["rules", "run", "batch", "batches"], [rules, run_id, number, total]
+    )
     return header[:-1] + ', "rows": [' + ", ".join(rows) + "]}"
-
