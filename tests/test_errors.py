@@ -286,3 +286,52 @@ def test_param_value_outside_choices(tmp_path, custan):
     assert f"{rules}:11:17: params.unit.value: 'month' is not one of the choices" in (
         outcome.err
     )
+
+
+def test_amounts_must_be_plain_decimals(tmp_path, custan):
+    # Each of these would be read silently otherwise: as 1000, as 1000 again,
+    # or rounded to 8 places.
+    rules = write_rules(tmp_path, GOOD)
+    for amount in ("1_000", "1e3", "0.123456789"):
+        write_transactions(
+            tmp_path,
+            [
+                ("t1", "payment", "processed", "1.00", "2026-01-01", "c", "pm"),
+                ("t2", "payment", "processed", amount, "2026-01-01", "c", "pm"),
+            ],
+        )
+        outcome, output = run_to_file(custan, tmp_path, rules)
+        assert outcome.code == 1, amount
+        assert (
+            f"row 2 (line 3): column 'amount' (amount): cannot parse '{amount}' "
+            "as a decimal amount"
+        ) in outcome.err
+        assert not output.exists()
+
+
+def test_empty_amount_or_instant_is_an_error(tmp_path, custan):
+    rules = write_rules(tmp_path, GOOD)
+    for row, column in (
+        (("t1", "payment", "processed", "", "2026-01-01", "c", "pm"), "amount"),
+        (("t1", "payment", "processed", "5.00", "", "c", "pm"), "created_at"),
+    ):
+        write_transactions(tmp_path, [row])
+        outcome = custan("run", rules, "--format", "csv")
+        assert outcome.code == 1, column
+        assert f"row 1 (line 2): column '{column}' ({column}): the value is empty" in (
+            outcome.err
+        )
+
+
+def test_json_lines_error_names_line(tmp_path, custan):
+    lines = [
+        '{"id": "t1", "type": "payment", "status": "processed", "amount": "1.00",'
+        ' "created_at": "2026-01-01", "sender.account_id": "c"}',
+        '{"id": "t2", "type": "payment", "status": "processed", "amount": "x",'
+        ' "created_at": "2026-01-01", "sender.account_id": "c"}',
+    ]
+    (tmp_path / "tx.jsonl").write_text("\n".join(lines) + "\n")
+    rules = write_rules(tmp_path, GOOD.replace("tx.csv", "tx.jsonl"))
+    outcome = custan("run", rules)
+    assert outcome.code == 1
+    assert "tx.jsonl: line 2: column 'amount' (amount): cannot parse 'x'" in outcome.err

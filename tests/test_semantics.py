@@ -431,3 +431,32 @@ segments:
     assert rows["a"]["segment"] == "Champions"
     assert rows["b"]["rfm"] == "41"
     assert rows["b"]["segment"] == "Others"
+
+
+def test_small_amounts_keep_eight_places(tmp_path, custan):
+    # 200 payments of 0.00004 are exactly 0.008, which rounds to 0.01. Read at
+    # four places each would be 0.0000 and the total 0.00.
+    rows = [
+        (f"t{i}", "payment", "processed", "0.00004", "2026-01-01", "c", "pm")
+        for i in range(200)
+    ]
+    write_transactions(tmp_path, rows)
+    rules = write_rules(tmp_path, RFM_SCORES)
+    row = by_customer(custan("run", rules, "--format", "csv"))["c"]
+    assert row["total"] == "0.01"
+
+
+def test_text_fields_are_trimmed(tmp_path, custan):
+    # " payment " and " processed " pass the filters once trimmed, and the
+    # customer " c " is the same customer as "c".
+    write_transactions(
+        tmp_path,
+        [
+            ("t1", " payment ", " processed ", "2.00", "2026-01-01", " c ", "pm"),
+            ("t2", "payment", "processed", "3.00", "2026-01-02", "c", "pm"),
+        ],
+    )
+    rules = write_rules(tmp_path, RFM_SCORES)
+    row = by_customer(custan("run", rules, "--format", "csv"))["c"]
+    assert row["purchases"] == "2"
+    assert row["total"] == "5.00"

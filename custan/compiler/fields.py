@@ -38,8 +38,8 @@ ACCOUNT_FIELDS = {
     ]
 }
 
-# Amounts keep four places inside the engine; output rounds them to cents.
-MONEY_SQL_TYPE = "DECIMAL(18,4)"
+# Amounts keep up to eight places inside the engine; output rounds to cents.
+MONEY_SQL_TYPE = "DECIMAL(38,8)"
 CUSTOMER_COLUMN = "customer_id"
 AS_OF_COLUMN = "as_of"
 RESERVED_NAMES = frozenset({CUSTOMER_COLUMN, AS_OF_COLUMN, "segment", "action"})

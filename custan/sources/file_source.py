@@ -68,14 +68,9 @@ class FileSource:
             exp.select("filename", "raw_value", "row")
             .from_(numbered.subquery("checked"))
             .where(
-                exp.and_(
-                    exp.Not(
-                        this=exp.Is(this=exp.column("raw_value"), expression=exp.Null())
-                    ),
-                    exp.Is(
-                        this=exp.column(field.column, quoted=True),
-                        expression=exp.Null(),
-                    ),
+                exp.Is(
+                    this=exp.column(field.column, quoted=True),
+                    expression=exp.Null(),
                 )
             )
             .order_by("row")
@@ -85,11 +80,26 @@ class FileSource:
         if row is None:
             return None
         filename, value, number = row
+        place = f"{filename}: {self._place(number)}: column '{column_name}' ({name})"
+        if value is None or not str(value).strip():
+            return DataError(f"{place}: the value is empty")
+        kind = self._amount_hint() if name == "amount" else self._instant_hint()
+        return DataError(f"{place}: cannot parse {value!r} as {kind}")
+
+    def _place(self, number: int) -> str:
+        """Row ``number`` and its line in the file, where lines match rows."""
+        file_format = self.reader.files.format
+        if file_format == "json":
+            return f"record {number}"
+        if file_format in ("jsonl", "parquet"):
+            return f"row {number}" if file_format == "parquet" else f"line {number}"
         line = number + (1 if self.reader.spec.header else 0)
-        kind = "a decimal amount" if name == "amount" else self._instant_hint()
-        return DataError(
-            f"{filename}: row {number} (line {line}): column '{column_name}' ({name}): "
-            f"cannot parse {value!r} as {kind}"
+        return f"row {number} (line {line})"
+
+    def _amount_hint(self) -> str:
+        return (
+            "a decimal amount (digits with an optional point and at most "
+            "8 decimal places, such as 1234.50)"
         )
 
     def _instant_hint(self) -> str:

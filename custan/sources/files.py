@@ -276,16 +276,19 @@ class FileReader:
         raw = self.raw_value(column_name, available)
         if name == "status" and self.files.format in ("jsonl", "json"):
             raw = _json_status(column_name)
+        text = _trimmed(raw)
         if name == "amount":
             converter = sql.cast if strict else _try_cast
-            return converter(
-                exp.Anonymous(this="trim", expressions=[raw]), MONEY_SQL_TYPE
-            )
+            parsed = converter(text, MONEY_SQL_TYPE)
+            # Typed Parquet columns need no check of how the number is written.
+            pattern = None if self.files.format == "parquet" else AMOUNT_PATTERN
+            return _required(text, parsed, pattern, strict)
         if name == "created_at":
-            return parse_instant_sql(
-                raw, self.spec.date_format, self.spec.time_zone, strict
+            parsed = parse_instant_sql(
+                text, self.spec.date_format, self.spec.time_zone, strict
             )
-        return raw
+            return _required(text, parsed, None, strict)
+        return text
 
     def _missing(self, name: str, available: list[str]) -> exp.Expr:
         if name == "id":
@@ -300,6 +303,41 @@ class FileReader:
             "it a value under source.constants",
             self.spec.location,
         )
+
+
+# A plain decimal: digits with an optional point and at most 8 decimal places,
+# so 1_000, 1e3 and 0.123456789 are rejected instead of read or rounded.
+AMOUNT_PATTERN = r"[+-]?([0-9]+(\.[0-9]{0,8})?|\.[0-9]{1,8})"
+
+
+def _trimmed(raw: exp.Expr) -> exp.Expr:
+    """Text without surrounding blanks; an empty value becomes NULL."""
+    text = exp.Anonymous(this="trim", expressions=[sql.cast(raw, "VARCHAR")])
+    return exp.Nullif(this=text, expression=exp.Literal.string(""))
+
+
+def _required(
+    text: exp.Expr, parsed: exp.Expr, pattern: str | None, strict: bool
+) -> exp.Expr:
+    """``parsed``, unless ``text`` is empty or does not match ``pattern``.
+
+    Strict SQL raises for such a row; tolerant SQL gives NULL, which is how
+    FileSource.explain_failure finds the row to name.
+    """
+    bad: exp.Expr = exp.Is(this=text.copy(), expression=exp.Null())
+    if pattern is not None:
+        matches = exp.Anonymous(
+            this="regexp_full_match",
+            expressions=[text.copy(), exp.Literal.string(pattern)],
+        )
+        bad = exp.or_(bad, exp.Not(this=matches))
+    if strict:
+        failure: exp.Expr = exp.Anonymous(
+            this="error", expressions=[exp.Literal.string("custan: invalid value")]
+        )
+    else:
+        failure = exp.Null()
+    return exp.Case(ifs=[exp.If(this=bad, true=failure)], default=parsed)
 
 
 def _aliased(function: exp.Expr) -> exp.Table:
