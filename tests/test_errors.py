@@ -335,3 +335,122 @@ def test_json_lines_error_names_line(tmp_path, custan):
     outcome = custan("run", rules)
     assert outcome.code == 1
     assert "tx.jsonl: line 2: column 'amount' (amount): cannot parse 'x'" in outcome.err
+
+
+def test_comment_in_expression_rejected(tmp_path, custan):
+    # "total --5" would read as total followed by a comment, not total - (-5).
+    rules = write_rules(tmp_path, GOOD.replace("total >= 100", "total --5 >= 100"))
+    outcome = custan("validate", rules)
+    assert outcome.code == 2
+    assert "comments (-- or /* */) are not allowed in expressions" in outcome.err
+
+
+def test_unknown_time_zone_rejected(tmp_path, custan):
+    rules = write_rules(tmp_path, GOOD + "time_zone: Mars/Olympus\n")
+    outcome = custan("validate", rules)
+    assert outcome.code == 2
+    assert f"{rules}:10:12: time_zone: unknown time zone 'Mars/Olympus'" in outcome.err
+
+
+def test_invalid_date_format_rejected(tmp_path, custan):
+    text = GOOD.replace(
+        "source: {path: tx.csv}", "source: {path: tx.csv, date_format: '%Q'}"
+    )
+    rules = write_rules(tmp_path, text)
+    outcome = custan("validate", rules)
+    assert outcome.code == 2
+    assert "source.date_format: invalid date_format '%Q'" in outcome.err
+
+
+def test_unknown_mapped_field_rejected(tmp_path, custan):
+    text = GOOD.replace(
+        "source: {path: tx.csv}", "source: {path: tx.csv, columns: {foo: x}}"
+    )
+    rules = write_rules(tmp_path, text)
+    outcome = custan("validate", rules)
+    assert outcome.code == 2
+    assert "source.columns.foo: unknown field 'foo'; expected one of: amount" in (
+        outcome.err
+    )
+
+
+def test_field_mapped_and_constant_rejected(tmp_path, custan):
+    text = GOOD.replace(
+        "source: {path: tx.csv}",
+        "source: {path: tx.csv, columns: {type: kind}, constants: {type: payment}}",
+    )
+    rules = write_rules(tmp_path, text)
+    outcome = custan("validate", rules)
+    assert outcome.code == 2
+    assert "field 'type' is both mapped to a column and set as a constant" in (
+        outcome.err
+    )
+
+
+def test_invalid_constant_amount_rejected(tmp_path, custan):
+    text = GOOD.replace(
+        "source: {path: tx.csv}", "source: {path: tx.csv, constants: {amount: abc}}"
+    )
+    rules = write_rules(tmp_path, text)
+    outcome = custan("validate", rules)
+    assert outcome.code == 2
+    assert "constant amount 'abc' is not a decimal amount" in outcome.err
+
+
+def test_empty_as_of_option_rejected(tmp_path, custan):
+    good_data(tmp_path)
+    rules = write_rules(tmp_path, GOOD)
+    outcome = custan("run", rules, "--as-of", "")
+    assert outcome.code == 2
+    assert "--as-of: invalid as_of ''" in outcome.err
+
+
+def test_file_name_with_brackets_is_literal(tmp_path, custan):
+    write_transactions(
+        tmp_path,
+        [
+            ("t1", "payment", "processed", "150.00", "2026-01-01", "c", "pm"),
+        ],
+        name="data[1].csv",
+    )
+    rules = write_rules(tmp_path, GOOD.replace("tx.csv", "'data[1].csv'"))
+    outcome = custan("run", rules, "--format", "csv")
+    assert outcome.code == 0, outcome.err
+    assert outcome.out.splitlines()[1] == "c,150.00,1,Big,"
+
+
+def test_summary_placeholder_must_be_declared(tmp_path, custan):
+    text = GOOD + (
+        "output:\n  summary:\n    values: {customers: count(*)}\n"
+        "    lines: ['{customers} customers, {revenue} spent']\n"
+    )
+    rules = write_rules(tmp_path, text)
+    outcome = custan("validate", rules)
+    assert outcome.code == 2
+    assert "{revenue} names no summary value; declared values: customers" in (
+        outcome.err
+    )
+
+
+def test_score_without_default_explained(tmp_path, custan):
+    text = GOOD + "scores:\n  s: {of: total, bands: [{at_least: 1, score: 2}]}\n"
+    rules = write_rules(tmp_path, text)
+    outcome = custan("validate", rules)
+    assert outcome.code == 2
+    assert "scores.s: a score needs either bands with a default" in outcome.err
+
+
+def test_misspelt_top_level_key_named(tmp_path, custan):
+    rules = write_rules(tmp_path, GOOD.replace("metrics:", "metric:"))
+    outcome = custan("validate", rules)
+    assert outcome.code == 2
+    assert "unknown key 'metric'" in outcome.err
+
+
+def test_long_definition_chain_rejected(tmp_path, custan):
+    # d1 reads total, d2 reads d1, and so on: 150 levels in all.
+    chain = "".join(f"  d{n}: d{n - 1} + 1\n" for n in range(2, 151))
+    rules = write_rules(tmp_path, GOOD + "derived:\n  d1: total + 1\n" + chain)
+    outcome = custan("validate", rules)
+    assert outcome.code == 2
+    assert "definitions build on each other more than 100 levels deep" in outcome.err

@@ -21,6 +21,11 @@ def referenced_names(expressions: Iterable[Expr]) -> set[str]:
     return names
 
 
+# Each level is one more select around the previous; far deeper chains reach
+# DuckDB's limit on expression depth, a message a rules author cannot act on.
+MAX_LEVELS = 100
+
+
 def assign_levels(
     dependencies: dict[str, set[str]], locations: Mapping[str, Location | None]
 ) -> dict[str, int]:
@@ -49,4 +54,11 @@ def assign_levels(
 
     for name in dependencies:
         visit(name)
+    deepest = max(levels, key=levels.__getitem__, default=None)
+    if deepest is not None and levels[deepest] > MAX_LEVELS:
+        raise RulesError(
+            f"definitions build on each other more than {MAX_LEVELS} levels deep "
+            f"(at '{deepest}'); combine some of them",
+            locations.get(deepest),
+        )
     return levels

@@ -132,7 +132,9 @@ def compile_rules(
     functions = functions or builtin_table()
     aggregates = aggregates or default_aggregates()
     location = rules.as_of_location if as_of is None else Location("--as-of")
-    as_of_node = as_of_expression(as_of or rules.as_of, location, now)
+    as_of_node = as_of_expression(
+        rules.as_of if as_of is None else as_of, location, now
+    )
     metrics = build_metrics_stage(rules, aggregates, functions, as_of_node)
     stage = build_rules_stage(rules, metrics.types, functions)
     output = build_output_stage(rules, stage, functions, limit)

@@ -87,6 +87,13 @@ def _check_parentheses(text: str, location: Location) -> None:
 
 def _check_size(tree: exp.Expr, text: str, location: Location) -> None:
     for count, node in enumerate(tree.walk(), start=1):
+        if node.comments:
+            # "t --5" would otherwise read as t with a comment, not t - (-5).
+            raise RulesError(
+                "comments (-- or /* */) are not allowed in expressions; "
+                "write t - -5 as t - (-5)",
+                location,
+            )
         if count > MAX_NODES:
             raise RulesError(
                 f"the expression is too large (more than {MAX_NODES} parts)", location

@@ -5,15 +5,19 @@ from __future__ import annotations
 import json
 import os
 import re
+import zoneinfo
 from dataclasses import replace
-from datetime import timedelta
-from decimal import Decimal
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from functools import cache
 from importlib import resources
 from typing import Any
 
+import duckdb
 import jsonschema
+from sqlglot import exp
 
+from custan.compiler.fields import ACCOUNT_FIELDS, TRANSACTION_FIELDS
 from custan.errors import Location, RulesError
 from custan.model.ruleset import (
     Band,
@@ -71,7 +75,13 @@ def check_schema(document: Document) -> None:
     errors = list(validator.iter_errors(document.data))
     if not errors:
         return
-    errors.sort(key=lambda error: _line_of(document, tuple(error.absolute_path)))
+    # In file order; at one place a misspelt key explains a missing one.
+    errors.sort(
+        key=lambda error: (
+            _line_of(document, tuple(error.absolute_path)),
+            error.validator == "required",
+        )
+    )
     error = _most_specific(errors[0])
     path = tuple(error.absolute_path)
     if error.validator == "additionalProperties":
@@ -108,6 +118,11 @@ def _describe(error: jsonschema.ValidationError) -> str:
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
         allowed = ", ".join(sorted(error.schema.get("properties", {})))
         return f"unknown key {', '.join(map(repr, extra))}; expected one of: {allowed}"
+    if error.validator == "oneOf" and "quantiles" in error.schema.get("properties", {}):
+        return (
+            "a score needs either bands with a default (a number for values no "
+            "band matches) or quantiles, not both"
+        )
     if error.validator == "required":
         return error.message.replace("is a required property", "is required")
     if error.validator == "pattern" and "duration" in str(
@@ -142,7 +157,7 @@ def _build(document: Document, base_dir: str) -> RuleSet:
         else None,
         as_of=str(data.get("as_of", "latest")),
         as_of_location=document.locate(("as_of", "<value>")),
-        time_zone=data.get("time_zone", "UTC"),
+        time_zone=_rules_time_zone(document),
         filters=_filters(document),
         windows=_windows(document),
         metrics=_metrics(document),
@@ -192,8 +207,95 @@ def _params(document: Document) -> dict[str, Any]:
     return values
 
 
+def _check_time_zone(document: Document, path: Path) -> None:
+    name = _value_at(document, path)
+    if name is None:
+        return
+    try:
+        zoneinfo.ZoneInfo(str(name))
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise RulesError(
+            f"unknown time zone {name!r}; use an IANA name such as UTC or "
+            "America/New_York",
+            document.locate(path + ("<value>",)),
+        ) from None
+
+
+def _check_date_format(document: Document, path: Path) -> None:
+    date_format = _value_at(document, path)
+    if date_format is None:
+        return
+    probe = exp.select(
+        exp.Anonymous(
+            this="try_strptime",
+            expressions=[exp.Literal.string("2000"), exp.Literal.string(date_format)],
+        )
+    )
+    try:
+        duckdb.execute(probe.sql("duckdb"))
+    except duckdb.Error:
+        raise RulesError(
+            f"invalid date_format {date_format!r}; use strftime codes such as %Y%m%d",
+            document.locate(path + ("<value>",)),
+        ) from None
+
+
+def _check_fields(document: Document, path: Path, known: set[str]) -> None:
+    """Mapped and constant fields must be fields, and not both at once."""
+    section = document.data.get(path[0], {})
+    columns = section.get("columns", {})
+    constants = section.get("constants", {})
+    for key in (*columns, *constants):
+        where = "columns" if key in columns else "constants"
+        if key not in known:
+            raise RulesError(
+                f"unknown field '{key}'; expected one of: {', '.join(sorted(known))}",
+                document.locate(path + (where, key)),
+            )
+        if key in columns and key in constants:
+            raise RulesError(
+                f"field '{key}' is both mapped to a column and set as a constant; "
+                "keep one",
+                document.locate(path + ("constants", key)),
+            )
+    for key, value in constants.items():
+        _check_constant(document, path + ("constants", key), key, value)
+
+
+def _check_constant(document: Document, path: Path, key: str, value: Any) -> None:
+    try:
+        if key == "amount":
+            Decimal(str(value))
+        elif key == "created_at":
+            datetime.fromisoformat(str(value))
+    except (InvalidOperation, ValueError):
+        kind = "a decimal amount" if key == "amount" else "an ISO 8601 instant"
+        raise RulesError(
+            f"constant {key} {value!r} is not {kind}",
+            document.locate(path + ("<value>",)),
+        ) from None
+
+
+def _rules_time_zone(document: Document) -> str:
+    _check_time_zone(document, ("time_zone",))
+    return str(document.data.get("time_zone", "UTC"))
+
+
+def _value_at(document: Document, path: Path) -> Any:
+    value: Any = document.data
+    for part in path:
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
 def _input(document: Document, path: Path, base_dir: str) -> Input:
     section = document.data.get(path[0], {})
+    known = set(ACCOUNT_FIELDS if path[0] == "accounts" else TRANSACTION_FIELDS)
+    _check_fields(document, path, known)
+    _check_time_zone(document, path + ("time_zone",))
+    _check_date_format(document, path + ("date_format",))
     fields = {
         key: value
         for key, value in section.items()
@@ -298,6 +400,22 @@ def _segments(document: Document) -> list[Segment]:
     return segments
 
 
+# {name} inserts a summary value; {{ and }} stand for literal braces.
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
+
+
+def _check_placeholders(document: Document, summary: Summary) -> None:
+    for index, line in enumerate(summary.lines):
+        for match in _PLACEHOLDER.finditer(line):
+            name = match.group(1)
+            if name is not None and name not in summary.values:
+                known = ", ".join(sorted(summary.values)) or "none"
+                raise RulesError(
+                    f"{{{name}}} names no summary value; declared values: {known}",
+                    document.locate(("output", "summary", "lines", index)),
+                )
+
+
 def _output(document: Document, output: dict[str, Any]) -> Output:
     path: Path = ("output",)
     section = output.get("summary", {})
@@ -308,6 +426,7 @@ def _output(document: Document, output: dict[str, Any]) -> Output:
         },
         lines=list(section.get("lines", [])),
     )
+    _check_placeholders(document, summary)
     matrix = output.get("matrix")
     return Output(
         columns=output.get("columns"),

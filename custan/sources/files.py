@@ -67,7 +67,7 @@ def resolve_files(spec: Input, override: str | None = None) -> ResolvedFiles:
                 f"{path}: the folder mixes file types "
                 f"({', '.join(sorted(extensions))}); set source.format"
             )
-    elif any(mark in path for mark in "*?["):
+    elif not os.path.exists(path) and any(mark in path for mark in "*?["):
         matches = sorted(glob.glob(path))
     else:
         if not os.path.exists(path):

@@ -1,0 +1,1 @@
+"""The compiler: a RuleSet becomes SQLGlot trees for both stages of a run."""

@@ -1,0 +1,1 @@
+"""The expression language: SQL syntax checked against an allow-list."""
