@@ -454,3 +454,33 @@ def test_long_definition_chain_rejected(tmp_path, custan):
     outcome = custan("validate", rules)
     assert outcome.code == 2
     assert "definitions build on each other more than 100 levels deep" in outcome.err
+
+
+def test_ragged_csv_rows_explained(tmp_path, custan):
+    rules = write_rules(tmp_path, GOOD)
+    header = "id,type,status,amount,created_at,sender.account_id\n"
+    short = (
+        header
+        + "t1,payment,processed,5.00,2026-01-01\n"
+        + "t2,payment,processed,5.00,2026-01-01,c\n"
+    )
+    (tmp_path / "tx.csv").write_text(short)
+    outcome = custan("run", rules)
+    assert outcome.code == 1
+    assert "every row has as many fields as the header" in outcome.err
+    wide = header + "t1,payment,processed,5.00,2026-01-01,c,extra\n"
+    (tmp_path / "tx.csv").write_text(wide)
+    outcome = custan("run", rules)
+    assert outcome.code == 1
+    assert "the header has 6 fields but rows have 7" in outcome.err
+
+
+def test_latin1_csv_says_not_utf8(tmp_path, custan):
+    rules = write_rules(tmp_path, GOOD)
+    (tmp_path / "tx.csv").write_bytes(
+        b"id,type,status,amount,created_at,sender.account_id\n"
+        b"t1,payment,processed,5.00,2026-01-01,caf\xe9\n"
+    )
+    outcome = custan("run", rules)
+    assert outcome.code == 1
+    assert "This file is not utf-8 encoded" in outcome.err

@@ -7,6 +7,7 @@ point and a bad value can be traced to its file and row.
 
 from __future__ import annotations
 
+import csv
 import glob
 import json
 import os
@@ -104,8 +105,9 @@ def _read_call(
     if files.format == "csv":
         options.append(option("all_varchar", exp.true()))
         options.append(option("header", exp.Boolean(this=spec.header)))
-        if spec.delimiter:
-            options.append(option("delim", exp.Literal.string(spec.delimiter)))
+        delimiter = spec.delimiter or _default_delimiter(files.paths[0])
+        if delimiter:
+            options.append(option("delim", exp.Literal.string(delimiter)))
         if spec.column_names:
             names = exp.Array(
                 expressions=[exp.Literal.string(n) for n in spec.column_names]
@@ -166,7 +168,29 @@ class FileReader:
             raise self.read_error(error) from None
         if self.files.format in ("jsonl", "json"):
             return self._json_keys(row)
+        if self.files.format == "csv" and self.spec.header:
+            self._check_header_width(names)
         return names
+
+    def _check_header_width(self, names: list[str]) -> None:
+        """Reject a file whose rows are wider than its header.
+
+        DuckDB then reads the first row as the header, so the real cause
+        would show up as a missing column named after a data value.
+        """
+        delimiter = self.spec.delimiter or _default_delimiter(self.files.paths[0])
+        if delimiter is None:
+            return
+        with open(
+            self.files.paths[0], encoding="utf-8-sig", errors="replace"
+        ) as handle:
+            header = next(csv.reader([handle.readline()], delimiter=delimiter), [])
+        if header and len(header) != len(names):
+            raise DataError(
+                f"{self.files.paths[0]}: the header has {len(header)} fields but rows "
+                f"have {len(names)}; check the rows for extra delimiters",
+                self.spec.location,
+            )
 
     def _text_column_names(self, connection: duckdb.DuckDBPyConnection) -> list[str]:
         if self.spec.column_names:
@@ -209,9 +233,9 @@ class FileReader:
         return names
 
     def read_error(self, error: duckdb.Error) -> DataError:
-        first_line = str(error).strip().splitlines()[0]
         return DataError(
-            f"{self.files.pattern}: cannot read {self.files.format} data: {first_line}",
+            f"{self.files.pattern}: cannot read {self.files.format} data: "
+            f"{_reason(str(error))}",
             self.spec.location,
         )
 
@@ -308,6 +332,33 @@ class FileReader:
 # A plain decimal: digits with an optional point and at most 8 decimal places,
 # so 1_000, 1e3 and 0.123456789 are rejected instead of read or rounded.
 AMOUNT_PATTERN = r"[+-]?([0-9]+(\.[0-9]{0,8})?|\.[0-9]{1,8})"
+
+
+def _default_delimiter(path: str) -> str | None:
+    """',' for .csv and a tab for .tsv; other suffixes let DuckDB detect it.
+
+    A fixed delimiter makes a row with a missing or extra field an error,
+    where detection would read every row as one column.
+    """
+    suffix = os.path.splitext(path)[1].lower()
+    return {".csv": ",", ".tsv": "\t"}.get(suffix)
+
+
+def _reason(message: str) -> str:
+    """The part of a DuckDB read error a user can act on."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if "sniffing" in lines[0]:
+        return (
+            "the rows do not share one layout: check that every row has as many "
+            "fields as the header, or set source.delimiter"
+        )
+    # DuckDB's CSV errors give the line, then the raw line, then the cause.
+    causes = [
+        line
+        for line in lines[1:3]
+        if not line.startswith(("Original Line", "Possible Solution"))
+    ]
+    return "; ".join([lines[0], *causes[:1]])
 
 
 def _trimmed(raw: exp.Expr) -> exp.Expr:
