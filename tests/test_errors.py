@@ -484,3 +484,12 @@ def test_latin1_csv_says_not_utf8(tmp_path, custan):
     outcome = custan("run", rules)
     assert outcome.code == 1
     assert "This file is not utf-8 encoded" in outcome.err
+
+
+def test_long_expression_message_is_short(tmp_path, custan):
+    condition = "total in (" + ", ".join(str(n) for n in range(3000)) + ")"
+    rules = write_rules(tmp_path, GOOD.replace("total >= 100", condition))
+    outcome = custan("validate", rules)
+    assert outcome.code == 2
+    assert "the text is longer than the limit of 4000 characters" in outcome.err
+    assert len(outcome.err) < 500

@@ -123,6 +123,10 @@ def _describe(error: jsonschema.ValidationError) -> str:
             "a score needs either bands with a default (a number for values no "
             "band matches) or quantiles, not both"
         )
+    if error.validator == "maxLength":
+        return (
+            f"the text is longer than the limit of {error.validator_value} characters"
+        )
     if error.validator == "required":
         return error.message.replace("is a required property", "is required")
     if error.validator == "pattern" and "duration" in str(
@@ -131,7 +135,12 @@ def _describe(error: jsonschema.ValidationError) -> str:
         return f"{error.instance!r} is not a span such as '90 days' or '12 weeks'"
     if error.validator == "const" and list(error.absolute_path) == ["version"]:
         return f"unsupported version {error.instance!r}; this custan reads version 1"
-    return error.message
+    return _shorten(error.message)
+
+
+def _shorten(message: str, limit: int = 300) -> str:
+    """Cut a schema message that quotes a large value."""
+    return message if len(message) <= limit else message[: limit - 1] + "…"
 
 
 def parse_duration(text: str) -> timedelta:
