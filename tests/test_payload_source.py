@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
 import io
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -20,13 +27,14 @@ import duckdb
 import pytest
 
 from custan.api import run
-from custan.errors import CustanError, RunError
+from custan.errors import CustanError, DataError, RunError
 from custan.model import load_rules
 from custan.model.ruleset import Input
 from custan.sinks.text_formats import CsvSink
 from custan.sources.payload import PayloadSource, client
 from custan.sources.payload.client import RetryPolicy
 from custan.sources.payload.source import text_of, value_at
+from custan.sources.payload.urls import redact_url
 from custan.testing.payload_server import ISO_8601_UTC, PayloadServer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -575,3 +583,264 @@ def test_capped_page_size_is_an_error():
         # more, so rows 3 and 4 would have been skipped without the check.
         with pytest.raises(CustanError, match="caps the page size"):
             run(rules, source=source)
+
+
+def wait_until(condition, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the condition"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize(
+    "as_of",
+    [[], ["--as-of", "2026-12-01"]],
+    ids=["latest-query", "page-threads"],
+)
+def test_ctrl_c_stops_request_in_flight(server, tmp_path, as_of):
+    # The server holds each request for 30 s, far past the 5 s allowed below.
+    # Without --as-of the first request asks for the newest created_at on the
+    # main thread; with it, the first request is a page on a worker thread.
+    server.faults.slow(30)
+    environ = {**os.environ, "PAYLOAD_API_KEY": KEY, "PAYLOAD_API_URL": server.url}
+    environ.pop("PAYLOAD_API_VERSION", None)
+    out = tmp_path / "out.csv"
+    command = [sys.executable, "-m", "custan", "run", str(ROOT / "rules" / "rfm.yaml")]
+    command += ["--source", "payload", "-o", str(out), *as_of]
+    process = subprocess.Popen(
+        command, env=environ, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_until(lambda: server.requests_received >= 1, 30)
+        time.sleep(1)
+        process.send_signal(signal.SIGINT)
+        interrupted = time.monotonic()
+        _, err = process.communicate(timeout=10)
+        seconds = time.monotonic() - interrupted
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == 130
+    assert err == "interrupted\n"
+    assert seconds < 5
+    assert not out.exists()
+
+
+class OffsetIgnoringServer(PayloadServer):
+    """A server that returns the first page for every offset.
+
+    After 50 requests it returns no rows, so that a client which misses the
+    repeat ends with wrong rows instead of running forever.
+    """
+
+    def _list(self, resource, query):
+        if self.request_count >= 50:
+            return []
+        return super()._list(resource, dataclasses.replace(query, offset=0))
+
+
+@pytest.mark.parametrize("pushdown", [True, False], ids=["pushdown", "fetched"])
+def test_server_ignoring_offset_is_an_error(pushdown):
+    rules = ROOT / "rules" / "rfm.yaml"
+    with OffsetIgnoringServer.from_dir(SAMPLE, key=KEY) as server:
+        source = payload_source(server, page_size=5, pushdown=pushdown)
+        with pytest.raises(DataError) as caught:
+            run(rules, source=source)
+    # Page 1 (offset 0) is full, so pages 2 and 3 are requested together, and
+    # page 2 (offset 5) is the first to come back the same as page 1.
+    assert str(caught.value) == (
+        "Payload returned the same 5 rows at offset 5 as at offset 0, so it "
+        "ignores the offset parameter; check that the URL points at the Payload API"
+    )
+
+
+class LimitIgnoringServer(PayloadServer):
+    """A server that returns all rows from the offset on, whatever the limit."""
+
+    def _list(self, resource, query):
+        return super()._list(resource, dataclasses.replace(query, limit=None))
+
+
+def test_server_ignoring_limit_is_an_error():
+    with LimitIgnoringServer.from_dir(SAMPLE, key=KEY) as server:
+        source = payload_source(server, page_size=5)
+        with pytest.raises(DataError) as caught:
+            run(ROOT / "rules" / "rfm.yaml", source=source)
+    # The first grouped page contains all 32 customers, counted in
+    # test_rfm_pushdown_sends_one_row_per_customer.
+    assert str(caught.value) == (
+        "Payload returned 32 rows at offset 0 for a page of at most 5, so it "
+        "ignores the limit parameter; check that the URL points at the Payload API"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "shown", "problem"),
+    [
+        ("notaurl", "notaurl", "it has no scheme"),
+        ("ftp://x", "ftp://x", "its scheme is ftp"),
+        ("http://", "http://", "it has no host"),
+        (
+            "ftp://user:sk_test_SECRET1@x/?key=sk_test_SECRET2",
+            "ftp://x/",
+            "its scheme is ftp",
+        ),
+    ],
+)
+def test_cli_invalid_url_fails_at_once(
+    custan, payload_env, monkeypatch, url, shown, problem
+):
+    monkeypatch.setenv("PAYLOAD_API_URL", url)
+    started = time.monotonic()
+    outcome = custan("run", ROOT / "rules" / "rfm.yaml", "--source", "payload")
+    assert outcome.code == 1
+    assert outcome.err == (
+        f"error: invalid Payload API URL {shown!r} in the environment variable "
+        f"PAYLOAD_API_URL ({problem}); expected an http:// or https:// URL, "
+        "such as https://api.payload.com\n"
+    )
+    # No attempt is made, so nothing waits for a retry.
+    assert time.monotonic() - started < 1
+    assert payload_env.requests == []
+
+
+def test_invalid_url_in_rules_file_names_setting(server):
+    spec = Input(kind="payload", url="ftp://x")
+    source = PayloadSource(spec, environ={"PAYLOAD_API_KEY": KEY})
+    with pytest.raises(RunError) as caught:
+        run(ROOT / "rules" / "rfm.yaml", source=source)
+    assert str(caught.value) == (
+        "invalid Payload API URL 'ftp://x' in source.url of the rules file "
+        "(its scheme is ftp); expected an http:// or https:// URL, "
+        "such as https://api.payload.com"
+    )
+
+
+def test_retry_after_past_limit_names_wait(server):
+    server.faults.rate_limit(1, retry_after=99999)
+    started = time.monotonic()
+    with pytest.raises(RunError) as caught:
+        run(ROOT / "rules" / "rfm.yaml", source=payload_source(server))
+    # The first request gets the 429, and 99999 s is past the default 120 s limit.
+    pattern = (
+        r"Payload request failed after 1 attempt in \d+\.\d s: HTTP 429; the "
+        r"server asked to wait 99999 s \(Retry-After\), which goes past the "
+        r"retry limit of 120 s; try again later"
+    )
+    assert re.fullmatch(pattern, str(caught.value)), str(caught.value)
+    assert time.monotonic() - started < 5
+    assert len(server.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http://user:sk_test_SECRET@127.0.0.1:8/", "http://127.0.0.1:8/"),
+        ("https://h.example/v2/?key=sk_test_SECRET#x", "https://h.example/v2/"),
+        ("https://[::1]:9/", "https://[::1]:9/"),
+        ("user:sk_test_SECRET@host", "host"),
+        ("notaurl", "notaurl"),
+    ],
+)
+def test_redact_url_drops_credentials(url, shown):
+    assert redact_url(url) == shown
+
+
+def test_cli_url_credentials_never_shown(custan, payload_env, monkeypatch, caplog):
+    caplog.set_level(logging.DEBUG)
+    secret = "sk_test_SECRET123"
+    port = payload_env.url.split(":")[2].rstrip("/")
+    monkeypatch.setenv(
+        "PAYLOAD_API_URL", f"http://user:{secret}@127.0.0.1:{port}/?token={secret}"
+    )
+    payload_env.faults.fail_always(503)
+    outcome = custan(
+        "--debug", "run", ROOT / "rules" / "rfm.yaml", "--source", "payload"
+    )
+    assert outcome.code == 1
+    assert f"the API at http://127.0.0.1:{port}/ may be down" in outcome.err
+    assert secret not in outcome.err + outcome.out
+    assert secret not in caplog.text
+    # The log lines that name the URL were written, and show it without secrets.
+    assert f"from Payload at http://127.0.0.1:{port}/" in caplog.text
+
+
+def test_key_typed_as_key_env_not_shown(custan, payload_env, tmp_path):
+    rules = tmp_path / "rules.yaml"
+    text = (ROOT / "rules" / "rfm.yaml").read_text()
+    text = text.replace(
+        "  path: ../data/sample/transactions.csv",
+        "  kind: payload\n  key_env: sk_live_ABCDEF",
+    )
+    rules.write_text(text)
+    outcome = custan("run", rules, "--format", "csv")
+    assert outcome.code == 2
+    # source: is on line 10 of rfm.yaml, and the error points at it.
+    assert outcome.err == (
+        f"error: {rules}:10:1: source.key_env must name an environment variable, "
+        "such as PAYLOAD_API_KEY, that holds the Payload secret key\n"
+    )
+    assert "sk_live_ABCDEF" not in outcome.err + outcome.out
+
+
+def test_empty_key_is_called_empty(server):
+    source = payload_source(server, environ={"PAYLOAD_API_KEY": ""})
+    with pytest.raises(RunError) as caught:
+        run(ROOT / "rules" / "rfm.yaml", source=source)
+    assert str(caught.value) == (
+        "the environment variable PAYLOAD_API_KEY is empty; "
+        "put the Payload secret key in it"
+    )
+    assert server.requests == []
+
+
+class BadValueServer(PayloadServer):
+    """A server that puts one bad value in the first row of each grouped response."""
+
+    def __init__(self, *args, field: str, value, **options) -> None:
+        super().__init__(*args, **options)
+        self.field = field
+        self.value = value
+
+    def _list(self, resource, query):
+        rows = super()._list(resource, query)
+        if query.group_by and rows:
+            # A new dict, so the server's cache of responses keeps the true value.
+            rows = [{**rows[0], self.field: self.value}, *rows[1:]]
+        return rows
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        (
+            "sum(amount)",
+            "abc",
+            "'abc'; expected a decimal number with at most 34 digits before the point",
+        ),
+        (
+            "sum(amount)",
+            1e300,
+            "1E+300; expected a decimal number with at most 34 digits before the point",
+        ),
+        ("max(created_at)", "yesterday", "'yesterday'; expected a timestamp"),
+    ],
+    ids=["text", "huge", "timestamp"],
+)
+def test_cli_invalid_value_exits_1_without_output(
+    custan, monkeypatch, tmp_path, field, value, expected
+):
+    with BadValueServer.from_dir(SAMPLE, key=KEY, field=field, value=value) as server:
+        monkeypatch.setenv("PAYLOAD_API_KEY", KEY)
+        monkeypatch.setenv("PAYLOAD_API_URL", server.url)
+        monkeypatch.delenv("PAYLOAD_API_VERSION", raising=False)
+        out = tmp_path / "out.csv"
+        outcome = custan(
+            "run", ROOT / "rules" / "rfm.yaml", "--source", "payload", "-o", out
+        )
+    assert outcome.code == 1
+    # The server writes 1e300 as the JSON number 1e+300, read as Decimal 1E+300.
+    assert outcome.err == (
+        f"error: Payload returned an invalid value for {field}: {expected}\n"
+    )
+    assert list(tmp_path.iterdir()) == []

@@ -408,6 +408,7 @@ class PayloadServer:
         self._columns = {name: read_columns(connection, name) for name in TABLE_COLUMNS}
         self._lock = threading.Lock()
         self._log: list[RequestRecord] = []
+        self._received = 0
         self._cache: dict[tuple, list[dict]] = {}
         self._aggregations_run = 0
         self._http: _HTTPServer | None = None
@@ -514,6 +515,12 @@ class PayloadServer:
             return list(self._log)
 
     @property
+    def requests_received(self) -> int:
+        """How many requests have arrived, counting those still being handled."""
+        with self._lock:
+            return self._received
+
+    @property
     def request_count(self) -> int:
         with self._lock:
             return len(self._log)
@@ -553,6 +560,8 @@ class PayloadServer:
         `headers` must look names up case-insensitively, as `email.message.Message`
         does.
         """
+        with self._lock:
+            self._received += 1
         delay = self.faults.delay_seconds
         if delay:
             time.sleep(delay)

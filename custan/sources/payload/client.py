@@ -10,9 +10,10 @@ import email.utils
 import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -21,6 +22,7 @@ from typing import Any
 import httpx
 
 from custan.errors import DataError, RunError
+from custan.sources.payload.urls import redact_url
 
 logger = logging.getLogger("custan.sources.payload")
 
@@ -68,6 +70,10 @@ class _Secret:
         return "'********'"
 
 
+class _Stopped(Exception):
+    """The request's page loop has ended, so it is not retried."""
+
+
 class _Retryable(Exception):
     """A failure worth another attempt, with the server's requested wait if any."""
 
@@ -98,7 +104,9 @@ class PayloadClient:
         page_size: int = 5000,
         max_in_flight: int = 4,
     ) -> None:
-        self.url = url
+        # Credentials belong in the key, not the URL: the user info is dropped
+        # so that no log line or message shows it.
+        self.url = redact_url(url)
         self.api_version = api_version
         self.key_env = key_env
         self.retry = retry or DEFAULT_RETRY
@@ -106,7 +114,7 @@ class PayloadClient:
         self.max_in_flight = max_in_flight
         self._key = _Secret(key)
         self._http = httpx.Client(
-            base_url=url,
+            base_url=self.url,
             auth=httpx.BasicAuth(key, ""),
             headers={"X-API-Version": api_version, "Accept": "application/json"},
             timeout=timeout,
@@ -125,8 +133,14 @@ class PayloadClient:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def fetch(self, resource: str, params: Params) -> list[Row]:
-        """Send one list request and return its rows, retrying passing failures."""
+    def fetch(
+        self, resource: str, params: Params, stop: threading.Event | None = None
+    ) -> list[Row]:
+        """Send one list request and return its rows, retrying passing failures.
+
+        Setting ``stop`` cuts the wait before a retry short, and no retry follows.
+        """
+        stop = stop or threading.Event()
         started = time.monotonic()
         for attempt in range(self.retry.attempts):
             try:
@@ -141,7 +155,8 @@ class PayloadClient:
                     self.retry.attempts - 1,
                     wait_seconds,
                 )
-                time.sleep(wait_seconds)
+                if stop.wait(wait_seconds):
+                    raise _Stopped() from None
         raise AssertionError("unreachable: the last attempt raises")
 
     def pages(
@@ -155,53 +170,67 @@ class PayloadClient:
         ``params`` must contain an ``order_by`` that makes the order stable,
         or pages could overlap. Up to ``max_in_flight`` pages are requested at
         once. The window starts at one page and doubles after each full page,
-        so a short result costs two requests.
+        so a short result costs two requests. When the loop ends early, by an
+        error or by Ctrl-C, requests still in flight are abandoned, not waited for.
         """
-        with ThreadPoolExecutor(max_workers=self.max_in_flight) as pool:
-            pending: dict[int, Future[list[Row]]] = {}
-            next_offset, window = 0, 1
-            finished, after_short_page = False, False
+        stop = threading.Event()
+        pending: dict[int, Future[list[Row]]] = {}
+        sequence = _PageSequence(self.page_size)
+        next_offset, window, finished = 0, 1, False
+        try:
             while True:
                 while not finished and len(pending) < window:
                     pending[next_offset] = self._submit(
-                        pool, resource, params, next_offset
+                        resource, params, next_offset, stop
                     )
                     next_offset += self.page_size
                 if not pending:
                     return
-                try:
-                    rows = pending.pop(min(pending)).result()
-                except BaseException:
-                    _cancel(pending)
-                    raise
+                offset = min(pending)
+                rows = pending.pop(offset).result()
                 if not rows:
                     # The end: pages requested beyond it are empty too.
                     finished = True
-                    _cancel(pending)
+                    pending.clear()
                     continue
-                if after_short_page:
-                    _cancel(pending)
-                    raise self._capped_page_error()
-                after_short_page = len(rows) < self.page_size
-                if not after_short_page:
+                sequence.check(offset, rows)
+                if len(rows) == self.page_size:
                     window = min(window * 2, self.max_in_flight)
                 if on_rows is not None:
                     on_rows(len(rows))
                 yield rows
+        finally:
+            stop.set()
 
     def _submit(
-        self, pool: ThreadPoolExecutor, resource: str, params: Params, offset: int
+        self, resource: str, params: Params, offset: int, stop: threading.Event
     ) -> Future[list[Row]]:
         page = [*params, ("limit", str(self.page_size)), ("offset", str(offset))]
-        return pool.submit(self.fetch, resource, page)
-
-    def _capped_page_error(self) -> DataError:
-        # A short page followed by more rows means the server returns fewer rows
-        # than the limit asks for, so stepping the offset by the limit skips rows.
-        return DataError(
-            f"Payload returned fewer rows than the page size ({self.page_size}) "
-            "before the last page, so it caps the page size; use a smaller page size"
+        future: Future[list[Row]] = Future()
+        # A daemon thread, unlike a ThreadPoolExecutor worker, is not joined at
+        # exit, so Ctrl-C does not wait for a request's read timeout.
+        worker = threading.Thread(
+            target=self._fetch_into_future,
+            args=(future, resource, page, stop),
+            name=f"payload-offset-{offset}",
+            daemon=True,
         )
+        worker.start()
+        return future
+
+    def _fetch_into_future(
+        self,
+        future: Future[list[Row]],
+        resource: str,
+        params: Params,
+        stop: threading.Event,
+    ) -> None:
+        future.set_running_or_notify_cancel()
+        try:
+            future.set_result(self.fetch(resource, params, stop))
+        except BaseException as error:
+            # Anything left uncaught would leave the reader waiting forever.
+            future.set_exception(error)
 
     def _request(self, resource: str, params: Params) -> list[Row]:
         try:
@@ -229,18 +258,30 @@ class PayloadClient:
     def _wait_before_retry(
         self, failure: _Retryable, attempt: int, started: float
     ) -> float:
+        """Return the wait before the next attempt, or raise if none is left."""
+        elapsed = time.monotonic() - started
+        failed = (
+            f"Payload request failed after {_count(attempt + 1, 'attempt')} in "
+            f"{elapsed:.1f} s: {failure}"
+        )
+        outage = (
+            f"{failed}; the API at {self.url} may be down or rate limiting, "
+            "try again later"
+        )
+        if attempt + 1 >= self.retry.attempts:
+            raise RunError(outage)
         wait_seconds = failure.retry_after
         if wait_seconds is None:
             wait_seconds = self.retry.backoff(attempt)
-        elapsed = time.monotonic() - started
-        last_attempt = attempt + 1 >= self.retry.attempts
-        if last_attempt or elapsed + wait_seconds > self.retry.total_seconds:
-            raise RunError(
-                f"Payload request failed after {attempt + 1} attempts in "
-                f"{elapsed:.1f} s: {failure}; the API at {self.url} may be down "
-                "or rate limiting, try again later"
-            )
-        return wait_seconds
+        if elapsed + wait_seconds <= self.retry.total_seconds:
+            return wait_seconds
+        if failure.retry_after is None:
+            raise RunError(outage)
+        raise RunError(
+            f"{failed}; the server asked to wait {_seconds(wait_seconds)} "
+            "(Retry-After), which goes past the retry limit of "
+            f"{_seconds(self.retry.total_seconds)}; try again later"
+        )
 
     def _error(self, response: httpx.Response, resource: str) -> RunError:
         if response.status_code == 401:
@@ -257,10 +298,48 @@ class PayloadClient:
         return RunError(message.replace(self._key.reveal(), "********"))
 
 
-def _cancel(pending: dict[int, Future[list[Row]]]) -> None:
-    for future in pending.values():
-        future.cancel()
-    pending.clear()
+class _PageSequence:
+    """Checks that each page of a query carries on from the page before it."""
+
+    def __init__(self, page_size: int) -> None:
+        self.page_size = page_size
+        self.previous: list[Row] | None = None
+        self.previous_offset = 0
+
+    def check(self, offset: int, rows: list[Row]) -> None:
+        """Raise DataError if ``rows`` show that the server does not page."""
+        if len(rows) > self.page_size:
+            raise DataError(
+                f"Payload returned {len(rows)} rows at offset {offset} for a page "
+                f"of at most {self.page_size}, so it ignores the limit parameter; "
+                "check that the URL points at the Payload API"
+            )
+        if self.previous is not None and len(self.previous) < self.page_size:
+            # A short page followed by more rows means the server returns fewer
+            # rows than the limit asks for, so stepping the offset by the limit
+            # skips rows.
+            raise DataError(
+                "Payload returned fewer rows than the page size "
+                f"({self.page_size}) before the last page, so it caps the page "
+                "size; use a smaller page size"
+            )
+        if rows == self.previous:
+            # Rows are ordered by a unique key, so two equal pages mean the
+            # offset was ignored, and paging would never end.
+            raise DataError(
+                f"Payload returned the same {len(rows)} rows at offset {offset} "
+                f"as at offset {self.previous_offset}, so it ignores the offset "
+                "parameter; check that the URL points at the Payload API"
+            )
+        self.previous, self.previous_offset = rows, offset
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.0f} s" if value.is_integer() else f"{value:.1f} s"
 
 
 def _error_envelope(response: httpx.Response) -> tuple[str | None, str | None]:

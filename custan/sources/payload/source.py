@@ -12,9 +12,11 @@ files source's numbers on the same data:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -63,9 +65,11 @@ from custan.sources.payload.pushdown import (
 )
 from custan.sources.payload.tables import (
     customer_metrics_select,
+    first_invalid_value,
     insert_columns,
     sql_type_of,
 )
+from custan.sources.payload.urls import redact_url, url_problem
 
 logger = logging.getLogger("custan.sources.payload")
 
@@ -76,24 +80,55 @@ FETCHED_TABLE = "payload_transactions"
 GROUPS_TABLE = "payload_groups"
 TRANSACTION_RESOURCE = "transactions"
 LATEST_FIELD = "max(created_at)"
+ENVIRONMENT_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+LONGEST_SHOWN_VALUE = 40
 
 
 @dataclass(frozen=True)
 class PayloadSettings:
-    """Connection settings for Payload. The key itself is read only when fetching."""
+    """Connection settings for Payload. The key itself is read only when fetching.
+
+    ``url_setting`` names where the URL came from, for error messages.
+    """
 
     url: str
     api_version: str
     key_env: str
+    url_setting: str = f"the environment variable {URL_ENV}"
 
     @classmethod
     def resolve(cls, spec: Input, environ: Mapping[str, str]) -> PayloadSettings:
         """Fill what the file leaves out from PAYLOAD_API_URL, PAYLOAD_API_VERSION."""
+        key_env = spec.key_env or DEFAULT_KEY_ENV
+        if not ENVIRONMENT_NAME.fullmatch(key_env):
+            # Not echoed: a secret key typed here in place of a name is likely.
+            raise RulesError(
+                "source.key_env must name an environment variable, such as "
+                f"{DEFAULT_KEY_ENV}, that holds the Payload secret key",
+                # The message names the field, so the location gives only the line.
+                spec.location and dataclasses.replace(spec.location, field=None),
+            )
+        if spec.url:
+            url, url_setting = spec.url, "source.url of the rules file"
+        else:
+            url = environ.get(URL_ENV) or DEFAULT_URL
+            url_setting = f"the environment variable {URL_ENV}"
         return cls(
-            url=spec.url or environ.get(URL_ENV) or DEFAULT_URL,
+            url=url,
             api_version=spec.api_version or environ.get(VERSION_ENV) or DEFAULT_VERSION,
-            key_env=spec.key_env or DEFAULT_KEY_ENV,
+            key_env=key_env,
+            url_setting=url_setting,
         )
+
+    def check_url(self) -> None:
+        """Raise RunError unless the URL is an http:// or https:// URL with a host."""
+        problem = url_problem(self.url)
+        if problem is not None:
+            raise RunError(
+                f"invalid Payload API URL {redact_url(self.url)!r} in "
+                f"{self.url_setting} ({problem}); expected an http:// or https:// "
+                f"URL, such as {DEFAULT_URL}"
+            )
 
     @property
     def wire_names(self) -> dict[str, str]:
@@ -145,14 +180,14 @@ class PayloadSource:
         self.timeout = timeout
 
     def __repr__(self) -> str:
-        return f"<PayloadSource url={self.settings.url!r}>"
+        return f"<PayloadSource url={redact_url(self.settings.url)!r}>"
 
     def prepare(self, plan: Plan, connection: duckdb.DuckDBPyConnection) -> exp.Select:
         pushdown, route = self._routes(plan)
         logger.info(
             "reading %s from Payload at %s: %s",
             plan.rules.file,
-            self.settings.url,
+            redact_url(self.settings.url),
             _route_name(pushdown, route),
         )
         with self._client() as client, fetch_progress(self.progress) as report:
@@ -192,10 +227,17 @@ class PayloadSource:
         return None, plan_group_route(plan)
 
     def _client(self) -> PayloadClient:
-        key = self.environ.get(self.settings.key_env)
-        if not key:
+        self.settings.check_url()
+        key_env = self.settings.key_env
+        key = self.environ.get(key_env)
+        if key is None:
             raise RunError(
-                f"the environment variable {self.settings.key_env} is not set; "
+                f"the environment variable {key_env} is not set; "
+                "put the Payload secret key in it"
+            )
+        if not key.strip():
+            raise RunError(
+                f"the environment variable {key_env} is empty; "
                 "put the Payload secret key in it"
             )
         return PayloadClient(
@@ -366,10 +408,57 @@ class PayloadSource:
         on_rows: Callable[[int], None],
     ) -> None:
         for page in client.pages(TRANSACTION_RESOURCE, params, on_rows):
-            values = [
-                [text_of(value_at(row, key)) for row in page] for *_, key in columns
-            ]
-            insert_columns(connection, table, columns, values)
+            raw = [[value_at(row, key) for row in page] for *_, key in columns]
+            values = [[text_of(value) for value in column] for column in raw]
+            try:
+                insert_columns(connection, table, columns, values)
+            except duckdb.DataError as error:
+                invalid = _invalid_value_error(connection, columns, raw, values)
+                if invalid is None:
+                    raise
+                raise invalid from error
+
+
+def _invalid_value_error(
+    connection: duckdb.DuckDBPyConnection,
+    columns: list[tuple[str, str, str]],
+    raw: list[list],
+    values: list[list[str | None]],
+) -> DataError | None:
+    """Name the first response value that does not cast to its column's type."""
+    for (_, type_text, key), raw_column, texts in zip(
+        columns, raw, values, strict=True
+    ):
+        index = first_invalid_value(connection, type_text, texts)
+        if index is not None:
+            return DataError(
+                f"Payload returned an invalid value for {key}: "
+                f"{_shown_value(raw_column[index])}; expected {_type_name(type_text)}"
+            )
+    return None
+
+
+def _shown_value(value) -> str:
+    """Show a JSON value short enough for one line: strings quoted, numbers bare."""
+    text = repr(value) if isinstance(value, str) else str(value)
+    if len(text) > LONGEST_SHOWN_VALUE:
+        return text[:LONGEST_SHOWN_VALUE] + "..."
+    return text
+
+
+def _type_name(type_text: str) -> str:
+    """Describe a column type in words, for messages about values that miss it."""
+    parsed = exp.DataType.build(type_text, dialect="duckdb")
+    if parsed.this == exp.DataType.Type.DECIMAL:
+        precision, scale = (int(part.name) for part in parsed.expressions)
+        return (
+            f"a decimal number with at most {precision - scale} digits before the point"
+        )
+    if parsed.is_type(*exp.DataType.INTEGER_TYPES):
+        return "a whole number"
+    if parsed.is_type(*exp.DataType.TEMPORAL_TYPES):
+        return "a timestamp"
+    return f"a {type_text} value"
 
 
 def _fetch_conditions(plan: Plan) -> list[Condition]:

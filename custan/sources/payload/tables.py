@@ -59,6 +59,26 @@ def insert_columns(
     connection.execute(insert.sql("duckdb"), values)
 
 
+def first_invalid_value(
+    connection: duckdb.DuckDBPyConnection, type_text: str, values: list[str | None]
+) -> int | None:
+    """Return the index of the first value that does not cast to ``type_text``."""
+    value = exp.to_identifier("value")
+    try_cast = exp.TryCast(
+        this=exp.column(value), to=exp.DataType.build(type_text, dialect="duckdb")
+    )
+    transform = exp.Anonymous(
+        this="list_transform",
+        expressions=[exp.Placeholder(), exp.Lambda(this=try_cast, expressions=[value])],
+    )
+    row = connection.execute(exp.select(transform).sql("duckdb"), [values]).fetchone()
+    cast_values = row[0] if row else []
+    for index, (text, cast_value) in enumerate(zip(values, cast_values, strict=True)):
+        if text is not None and cast_value is None:
+            return index
+    return None
+
+
 def _column(table: str, name: str) -> exp.Column:
     return exp.column(name, table, quoted=True)
 
