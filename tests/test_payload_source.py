@@ -704,16 +704,29 @@ def test_cli_invalid_url_fails_at_once(
     assert payload_env.requests == []
 
 
-def test_invalid_url_in_rules_file_names_setting(server):
-    spec = Input(kind="payload", url="ftp://x")
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("ftp://x", "its scheme is ftp"),
+        ("http://a b/", "it contains a space or a control character"),
+        ("http://h:abc/", "Port could not be cast to integer value as 'abc'"),
+        # Only encoding the host name for the request finds that xn--a is not
+        # valid IDNA, so the client reports this one.
+        ("http://xn--a/", "Codepoint U+0080 at position 1 of '\\x80' not allowed"),
+    ],
+)
+def test_invalid_url_in_rules_file_names_setting(url, problem):
+    spec = Input(kind="payload", url=url)
     source = PayloadSource(spec, environ={"PAYLOAD_API_KEY": KEY})
+    started = time.monotonic()
     with pytest.raises(RunError) as caught:
         run(ROOT / "rules" / "rfm.yaml", source=source)
     assert str(caught.value) == (
-        "invalid Payload API URL 'ftp://x' in source.url of the rules file "
-        "(its scheme is ftp); expected an http:// or https:// URL, "
+        f"invalid Payload API URL {url!r} in source.url of the rules file "
+        f"({problem}); expected an http:// or https:// URL, "
         "such as https://api.payload.com"
     )
+    assert time.monotonic() - started < 1
 
 
 def test_retry_after_past_limit_names_wait(server):

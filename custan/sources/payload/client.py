@@ -22,11 +22,10 @@ from typing import Any
 import httpx
 
 from custan.errors import DataError, RunError
-from custan.sources.payload.urls import redact_url
+from custan.sources.payload.urls import invalid_url_message, redact_url
 
 logger = logging.getLogger("custan.sources.payload")
 
-DEFAULT_URL = "https://api.payload.com"
 DEFAULT_VERSION = "v2"
 RETRIED_STATUSES = frozenset({429, 503})
 
@@ -103,10 +102,13 @@ class PayloadClient:
         timeout: float = 60.0,
         page_size: int = 5000,
         max_in_flight: int = 4,
+        url_setting: str | None = None,
     ) -> None:
-        # Credentials belong in the key, not the URL: the user info is dropped
-        # so that no log line or message shows it.
+        # The user info, query and fragment are dropped, so no log line or message
+        # shows a credential. Requests lose nothing: the key is sent as Basic
+        # auth, and httpx replaces a base URL's query with each request's params.
         self.url = redact_url(url)
+        self.url_setting = url_setting
         self.api_version = api_version
         self.key_env = key_env
         self.retry = retry or DEFAULT_RETRY
@@ -235,6 +237,11 @@ class PayloadClient:
     def _request(self, resource: str, params: Params) -> list[Row]:
         try:
             response = self._http.get(resource, params=tuple(params))
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol, UnicodeError) as error:
+            # Not retried, because the URL stays invalid. UnicodeError comes from
+            # encoding an international host name (IDNA).
+            message = invalid_url_message(self.url, str(error), self.url_setting)
+            raise RunError(message) from None
         except httpx.TimeoutException as error:
             raise _Retryable(f"timed out: {type(error).__name__}") from None
         except httpx.TransportError as error:

@@ -41,7 +41,6 @@ from custan.errors import DataError, RulesError, RunError
 from custan.expressions import sql
 from custan.model.ruleset import Input
 from custan.sources.payload.client import (
-    DEFAULT_URL,
     DEFAULT_VERSION,
     PayloadClient,
     RetryPolicy,
@@ -69,7 +68,12 @@ from custan.sources.payload.tables import (
     insert_columns,
     sql_type_of,
 )
-from custan.sources.payload.urls import redact_url, url_problem
+from custan.sources.payload.urls import (
+    DEFAULT_URL,
+    invalid_url_message,
+    redact_url,
+    url_problem,
+)
 
 logger = logging.getLogger("custan.sources.payload")
 
@@ -124,11 +128,7 @@ class PayloadSettings:
         """Raise RunError unless the URL is an http:// or https:// URL with a host."""
         problem = url_problem(self.url)
         if problem is not None:
-            raise RunError(
-                f"invalid Payload API URL {redact_url(self.url)!r} in "
-                f"{self.url_setting} ({problem}); expected an http:// or https:// "
-                f"URL, such as {DEFAULT_URL}"
-            )
+            raise RunError(invalid_url_message(self.url, problem, self.url_setting))
 
     @property
     def wire_names(self) -> dict[str, str]:
@@ -249,6 +249,7 @@ class PayloadSource:
             timeout=self.timeout,
             page_size=self.page_size,
             max_in_flight=self.max_in_flight,
+            url_setting=self.settings.url_setting,
         )
 
     def _resolve_as_of(

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import httpx
+
+DEFAULT_URL = "https://api.payload.com"
 SCHEMES = ("http", "https")
 
 
@@ -27,11 +30,14 @@ def redact_url(url: str) -> str:
 
 def url_problem(url: str) -> str | None:
     """Return why ``url`` cannot be an API base URL, or None when it can."""
+    if any(character.isspace() or not character.isprintable() for character in url):
+        return "it contains a space or a control character"
     try:
         parts = urlsplit(url)
         # Reading the port checks it: a port that is not a number raises.
         _ = parts.port
-    except ValueError as error:
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL) as error:
         return str(error)
     if not parts.scheme:
         return "it has no scheme"
@@ -40,3 +46,12 @@ def url_problem(url: str) -> str | None:
     if not parts.hostname:
         return "it has no host"
     return None
+
+
+def invalid_url_message(url: str, problem: str, setting: str | None = None) -> str:
+    """Describe an invalid API URL, naming the setting it came from if known."""
+    place = f" in {setting}" if setting else ""
+    return (
+        f"invalid Payload API URL {redact_url(url)!r}{place} ({problem}); "
+        f"expected an http:// or https:// URL, such as {DEFAULT_URL}"
+    )
