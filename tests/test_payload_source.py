@@ -836,9 +836,14 @@ class BadValueServer(PayloadServer):
             1e300,
             "1E+300; expected a decimal number with at most 34 digits before the point",
         ),
+        (
+            "sum(amount)",
+            True,
+            "true; expected a decimal number with at most 34 digits before the point",
+        ),
         ("max(created_at)", "yesterday", "'yesterday'; expected a timestamp"),
     ],
-    ids=["text", "huge", "timestamp"],
+    ids=["text", "huge", "boolean", "timestamp"],
 )
 def test_cli_invalid_value_exits_1_without_output(
     custan, monkeypatch, tmp_path, field, value, expected
@@ -857,3 +862,15 @@ def test_cli_invalid_value_exits_1_without_output(
         f"error: Payload returned an invalid value for {field}: {expected}\n"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_abandoned_pages_log_no_retries(server, caplog):
+    # Pages of 7 rows, 3 in flight: when the empty page ends the run, later
+    # pages are still waiting on the slowed server as the client closes.
+    server.faults.slow(0.2)
+    caplog.set_level(logging.WARNING, logger="custan.sources.payload")
+    source = payload_source(server, pushdown=False, page_size=7, max_in_flight=3)
+    run(ROOT / "rules" / "rfm.yaml", source=source).close()
+    # Give the abandoned requests time to fail after the run.
+    time.sleep(0.5)
+    assert caplog.records == []

@@ -148,6 +148,9 @@ class PayloadClient:
             try:
                 return self._request(resource, params)
             except _Retryable as failure:
+                if stop.is_set():
+                    # An abandoned request fails quietly: nobody reads its rows.
+                    raise _Stopped() from None
                 wait_seconds = self._wait_before_retry(failure, attempt, started)
                 logger.warning(
                     "GET /%s failed (%s); retry %d of %d in %.1f s",

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import logging
 import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import duckdb
 from sqlglot import exp
@@ -441,7 +443,12 @@ def _invalid_value_error(
 
 def _shown_value(value) -> str:
     """Show a JSON value short enough for one line: strings quoted, numbers bare."""
-    text = repr(value) if isinstance(value, str) else str(value)
+    if isinstance(value, str):
+        text = repr(value)
+    elif isinstance(value, Decimal):
+        text = str(value)
+    else:
+        text = json.dumps(value, default=str)
     if len(text) > LONGEST_SHOWN_VALUE:
         return text[:LONGEST_SHOWN_VALUE] + "..."
     return text
