@@ -791,7 +791,7 @@ def test_key_typed_as_key_env_not_shown(custan, payload_env, tmp_path):
     # source: is on line 10 of rfm.yaml, and the error points at it.
     assert outcome.err == (
         f"error: {rules}:10:1: source.key_env must name an environment variable, "
-        "such as PAYLOAD_API_KEY, that holds the Payload secret key\n"
+        "such as PAYLOAD_API_KEY, that contains the Payload secret key\n"
     )
     assert "sk_live_ABCDEF" not in outcome.err + outcome.out
 

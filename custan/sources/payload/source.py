@@ -107,10 +107,10 @@ class PayloadSettings:
         """Fill what the file leaves out from PAYLOAD_API_URL, PAYLOAD_API_VERSION."""
         key_env = spec.key_env or DEFAULT_KEY_ENV
         if not ENVIRONMENT_NAME.fullmatch(key_env):
-            # Not echoed: a secret key typed here in place of a name is likely.
+            # The value is not shown: it may be a secret key typed in place of a name.
             raise RulesError(
                 "source.key_env must name an environment variable, such as "
-                f"{DEFAULT_KEY_ENV}, that holds the Payload secret key",
+                f"{DEFAULT_KEY_ENV}, that contains the Payload secret key",
                 # The message names the field, so the location gives only the line.
                 spec.location and dataclasses.replace(spec.location, field=None),
             )
