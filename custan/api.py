@@ -9,11 +9,12 @@ from typing import Any
 
 import duckdb
 from sqlglot import exp
+from sqlglot.dialects import Dialect, Dialects
 
 from custan import plugins
 from custan.compiler.metrics_stage import ACCOUNTS
 from custan.compiler.plan import Plan, compile_rules
-from custan.engine import Result, connect, execute
+from custan.engine import Result, connect, execute, interruptible
 from custan.errors import CustanError, Location, RulesError, UsageError
 from custan.model import RuleSet, load_rules
 from custan.model.ruleset import Input
@@ -139,7 +140,8 @@ def run(
     plugins.call_lifecycle("before_run", rules=rules)
     connection = connect()
     try:
-        load_accounts(rules, connection, accounts)
+        with interruptible():
+            load_accounts(rules, connection, accounts)
     except BaseException:
         connection.close()
         raise
@@ -203,6 +205,7 @@ def compiled_sql(
     source_kind: str | None = None,
 ) -> str:
     """The query a run would execute, pretty-printed in ``dialect``."""
+    check_dialect(dialect)
     plan: Plan = compile_with_plugins(rules, as_of=as_of, limit=limit, params=params)
     try:
         query: exp.Select = make_source(rules, data, kind=source_kind).describe(plan)
@@ -211,6 +214,17 @@ def compiled_sql(
     if rules.accounts is not None:
         query = _with_accounts(query, rules.accounts, accounts)
     return query.sql(dialect=dialect, pretty=True)
+
+
+def check_dialect(name: str) -> None:
+    """Raise UsageError unless SQLGlot can print SQL in the dialect ``name``."""
+    try:
+        Dialect.get_or_raise(name)
+    except ValueError:
+        known = ", ".join(sorted(d.value for d in Dialects if d.value))
+        raise UsageError(
+            f"unknown SQL dialect {name!r}; choose one of {known}"
+        ) from None
 
 
 def _with_accounts(query: exp.Select, spec, path: str | None) -> exp.Select:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -25,6 +26,9 @@ from custan.model import load_rules, rules_schema
 from custan.sinks.atomic import open_output
 
 logger = logging.getLogger("custan")
+
+# DuckDB's LIMIT takes a signed 64-bit integer.
+MAX_LIMIT = 2**63 - 1
 
 
 class _Parser(argparse.ArgumentParser):
@@ -158,6 +162,8 @@ def _positive(text: str) -> int:
         raise argparse.ArgumentTypeError(f"invalid count {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError("the limit must be 1 or more")
+    if value > MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"the limit must be at most {MAX_LIMIT}")
     return value
 
 
@@ -281,4 +287,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        _silence_stdout()
         return 0
+
+
+def _silence_stdout() -> None:
+    """Point standard output at /dev/null after its reader has gone.
+
+    Python flushes standard output at exit, which would raise again on the
+    closed pipe and print an ignored-exception message.
+    """
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, descriptor)
+    os.close(null)

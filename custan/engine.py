@@ -6,6 +6,7 @@ summary lines aggregate it without running the rules a second time.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +39,23 @@ def connect() -> duckdb.DuckDBPyConnection:
     # Progress belongs to the command line, not to DuckDB's own bar.
     connection.execute("SET enable_progress_bar = false")
     return connection
+
+
+@contextlib.contextmanager
+def interruptible() -> Iterator[None]:
+    """Raise KeyboardInterrupt when Ctrl-C stops a DuckDB query inside the block.
+
+    DuckDB's Python client (2.0) handles SIGINT during a query itself and
+    raises RuntimeError("Query interrupted") instead of KeyboardInterrupt.
+    """
+    try:
+        yield
+    except duckdb.InterruptException:
+        raise KeyboardInterrupt from None
+    except RuntimeError as error:
+        if not str(error).startswith("Query interrupted"):
+            raise
+        raise KeyboardInterrupt from None
 
 
 @dataclass
@@ -80,9 +98,11 @@ class Result:
         yield from self._fetch(query.sql("duckdb"), size)
 
     def _fetch(self, query: str, size: int) -> Iterator[list[tuple]]:
-        cursor = self.connection.execute(query)
+        with interruptible():
+            cursor = self.connection.execute(query)
         while True:
-            rows = cursor.fetchmany(size)
+            with interruptible():
+                rows = cursor.fetchmany(size)
             if not rows:
                 return
             yield rows
@@ -96,6 +116,11 @@ def execute(
 ) -> Result:
     """Run ``plan`` with data from ``source`` and return the materialized result."""
     connection = connection or connect()
+    with interruptible():
+        return _materialize(plan, source, connection)
+
+
+def _materialize(plan: Plan, source, connection: duckdb.DuckDBPyConnection) -> Result:
     query = source.prepare(plan, connection)
     statement = exp.Create(
         this=exp.to_table(RESULT_TABLE),

@@ -1,42 +1,126 @@
-"""Write output files atomically: a failed run leaves no file and no half file."""
+"""Write output files atomically: a failed run leaves no file and no half file.
+
+Devices, FIFOs and sockets cannot be replaced by a rename, so they are written
+in place, and a symbolic link is followed to the file it points at.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
+import stat
 import sys
-import tempfile
 from collections.abc import Iterator
-from typing import TextIO, cast
+from typing import TextIO
+
+from custan.errors import RunError, UsageError
+
+# The mode open() gives a new file before the umask clears bits from it.
+NEW_FILE_MODE = 0o666
 
 
 @contextlib.contextmanager
 def open_output(path: str | None) -> Iterator[TextIO]:
-    """Yield a stream for ``path`` (standard output when None).
+    """Yield a stream for ``path`` (standard output when None or ``-``).
 
-    A file is written under a temporary name in the same folder and renamed
-    over ``path`` only when the block finishes without an exception.
+    A regular file is written under a temporary name in the same folder and
+    renamed over ``path`` only when the block finishes without an exception.
+    Raises UsageError when the path cannot be opened or replaced, and RunError
+    when writing to it fails part way.
     """
     if path is None or path == "-":
         yield sys.stdout
         sys.stdout.flush()
         return
-    folder = os.path.dirname(os.path.abspath(path))
-    # delete=False: the file must outlive the handle until it is renamed.
-    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115
-        "w",
-        encoding="utf-8",
-        newline="",
-        dir=folder,
-        prefix=".custan-",
-        suffix=".tmp",
-        delete=False,
-    )
+    existing = _stat_target(path)
+    if existing is not None and not stat.S_ISREG(existing.st_mode):
+        with _open_in_place(path) as stream:
+            yield stream
+        return
+    with _open_replacement(path, existing) as stream:
+        yield stream
+
+
+def _stat_target(path: str) -> os.stat_result | None:
+    """Return the status of what ``path`` points at, or None when nothing is there."""
     try:
-        with handle:
-            yield cast(TextIO, handle)
-        os.replace(handle.name, path)
+        return os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise _open_error(path, error) from None
+
+
+@contextlib.contextmanager
+def _open_in_place(path: str) -> Iterator[TextIO]:
+    # Open the given path, not its resolved one, because /dev/stdout resolves
+    # to names such as "pipe:[123]" that cannot be opened.
+    try:
+        stream = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+    except OSError as error:
+        raise _open_error(path, error) from None
+    with _write_errors(path), stream:
+        yield stream
+
+
+@contextlib.contextmanager
+def _open_replacement(path: str, existing: os.stat_result | None) -> Iterator[TextIO]:
+    target = os.path.realpath(path)
+    try:
+        descriptor, temporary = _create_temporary(os.path.dirname(target))
+        if existing is not None:
+            # An overwritten file keeps its mode, as it would with open(path, "w").
+            os.fchmod(descriptor, stat.S_IMODE(existing.st_mode))
+    except OSError as error:
+        raise _open_error(path, error) from None
+    try:
+        stream = open(descriptor, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        # Closing flushes the last buffer, which can fail as any write can.
+        with _write_errors(path), stream:
+            yield stream
+        _replace(temporary, target, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(handle.name)
+            os.unlink(temporary)
         raise
+
+
+def _create_temporary(folder: str) -> tuple[int, str]:
+    """Create a new file in ``folder``; the umask sets its mode as for any new file."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    while True:
+        name = os.path.join(folder, f".custan-{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(name, flags, NEW_FILE_MODE), name
+        except FileExistsError:
+            continue
+
+
+def _replace(temporary: str, target: str, path: str) -> None:
+    try:
+        os.replace(temporary, target)
+    except OSError as error:
+        raise _open_error(path, error) from None
+
+
+@contextlib.contextmanager
+def _write_errors(path: str) -> Iterator[None]:
+    """Turn a failed write, such as a full disk, into a RunError naming ``path``.
+
+    A closed pipe stays a BrokenPipeError, which the command line ends quietly.
+    """
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        raise RunError(f"cannot write {path}: {_reason(error)}") from None
+
+
+def _open_error(path: str, error: OSError) -> UsageError:
+    return UsageError(f"cannot write the output file {path}: {_reason(error)}")
+
+
+def _reason(error: OSError) -> str:
+    return error.strerror or str(error)

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from custan.engine import Result, SummaryValue
 from custan.expressions.types import NUMERIC, Type
+from custan.model.ruleset import Matrix
 from custan.sinks.formatting import (
     format_instant,
     plain_decimal,
@@ -51,17 +52,30 @@ def render_summary(summary: list[SummaryValue], lines: list[str]) -> list[str]:
     ]
 
 
+class _PipeConsole(Console):
+    """A rich console that raises BrokenPipeError when its reader has gone.
+
+    rich (15.0) exits with status 1 on a closed pipe, but custan ends quietly with
+    status 0 instead, as it does for its other formats.
+    """
+
+    def on_broken_pipe(self) -> None:
+        raise BrokenPipeError
+
+
 class TableSink:
     name = "table"
 
     def write(self, result: Result, stream: TextIO) -> None:
-        console = Console(file=stream, highlight=False)
+        console = _PipeConsole(file=stream, highlight=False)
         if not console.is_terminal:
             # Piped or redirected tables keep whole rows instead of wrapping at 80.
-            console = Console(file=stream, highlight=False, width=PIPED_WIDTH)
-        matrix = result.plan.rules.output.matrix
-        table = self._matrix(result) if matrix else self._rows(result)
-        console.print(table)
+            console = _PipeConsole(file=stream, highlight=False, width=PIPED_WIDTH)
+        if result.plan.rules.output.matrix:
+            for table in self._matrix(result, console.width):
+                console.print(table)
+        else:
+            console.print(self._rows(result))
         lines = result.plan.rules.output.summary.lines
         for line in render_summary(result.summary, lines):
             console.print(line)
@@ -97,35 +111,81 @@ class TableSink:
         table.caption = self._caption(result, shown)
         return table
 
-    def _matrix(self, result: Result) -> Table:
+    def _matrix(self, result: Result, width: int) -> list[Table]:
+        """Lay out the matrix as tables of whole columns, each fitting ``width``.
+
+        A matrix wider than the console is split into several tables that each
+        repeat the row labels, because shrinking cells would cut them to "…".
+        """
         matrix = result.plan.rules.output.matrix
         assert matrix is not None
-        names = [c.name for c in result.columns]
-        cells: dict[tuple[str, str], str] = {}
-        row_keys: list[str] = []
-        column_keys: list[str] = []
-        for row in formatted_rows(result):
-            record = dict(zip(names, row, strict=True))
-            row_key = _cell(record[matrix.rows])
-            column_key = _cell(record[matrix.columns])
-            cells[(row_key, column_key)] = _cell(record[matrix.value])
-            if row_key not in row_keys:
-                row_keys.append(row_key)
-            if column_key not in column_keys:
-                column_keys.append(column_key)
-        column_keys.sort(key=_natural)
-        table = Table(
-            title=f"{self._title(result)}: {matrix.value}",
-            caption=self._caption(result, result.row_count),
-        )
-        table.add_column(f"{matrix.rows} \\ {matrix.columns}")
-        for key in column_keys:
-            table.add_column(key, justify="right")
-        for row_key in row_keys:
-            table.add_row(
-                row_key, *[cells.get((row_key, key), "") for key in column_keys]
-            )
-        return table
+        cells, row_keys, column_keys = _matrix_cells(result, matrix)
+        corner = f"{matrix.rows} \\ {matrix.columns}"
+        widths = {
+            key: max([len(key)] + [len(cells.get((r, key), "")) for r in row_keys])
+            for key in column_keys
+        }
+        label_width = max([len(corner)] + [len(key) for key in row_keys])
+        groups = _fit_columns(column_keys, widths, width - _cell_width(label_width) - 1)
+        tables = []
+        for group in groups:
+            table = Table()
+            table.add_column(corner, no_wrap=True, min_width=label_width)
+            for key in group:
+                table.add_column(
+                    key, justify="right", no_wrap=True, min_width=widths[key]
+                )
+            for row_key in row_keys:
+                table.add_row(
+                    row_key, *[cells.get((row_key, key), "") for key in group]
+                )
+            tables.append(table)
+        tables[0].title = f"{self._title(result)}: {matrix.value}"
+        tables[-1].caption = self._caption(result, result.row_count)
+        return tables
+
+
+def _matrix_cells(
+    result: Result, matrix: Matrix
+) -> tuple[dict[tuple[str, str], str], list[str], list[str]]:
+    """Collect the matrix cells by (row, column) key, with both keys in order."""
+    names = [c.name for c in result.columns]
+    cells: dict[tuple[str, str], str] = {}
+    row_keys: list[str] = []
+    column_keys: list[str] = []
+    for row in formatted_rows(result):
+        record = dict(zip(names, row, strict=True))
+        row_key = _cell(record[matrix.rows])
+        column_key = _cell(record[matrix.columns])
+        cells[(row_key, column_key)] = _cell(record[matrix.value])
+        if row_key not in row_keys:
+            row_keys.append(row_key)
+        if column_key not in column_keys:
+            column_keys.append(column_key)
+    column_keys.sort(key=_natural)
+    return cells, row_keys, column_keys
+
+
+def _cell_width(text_width: int) -> int:
+    """Return the columns a table cell takes: its text, one space each side, a rule."""
+    return text_width + 3
+
+
+def _fit_columns(keys: list[str], widths: dict[str, int], room: int) -> list[list[str]]:
+    """Split ``keys`` in order into groups whose cells fit in ``room`` columns.
+
+    Every group contains at least one key, even one wider than ``room``.
+    """
+    groups: list[list[str]] = [[]]
+    used = 0
+    for key in keys:
+        needed = _cell_width(widths[key])
+        if groups[-1] and used + needed > room:
+            groups.append([])
+            used = 0
+        groups[-1].append(key)
+        used += needed
+    return groups
 
 
 def _natural(key: str):
