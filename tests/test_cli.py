@@ -196,7 +196,7 @@ def test_output_to_fifo_reaches_reader(tmp_path, custan):
         with open(fifo, encoding="utf-8") as stream:
             received.append(stream.read())
 
-    reader = threading.Thread(target=read_fifo)
+    reader = threading.Thread(target=read_fifo, daemon=True)
     reader.start()
     outcome = custan("run", rules, "-o", fifo, "--format", "csv")
     reader.join(timeout=30)
@@ -425,3 +425,27 @@ def test_wide_matrix_keeps_whole_labels(tmp_path, custan):
     assert outcome.out.count("signature_customers") == 2
     assert outcome.out.count("spender \\ active_month") == 2
     assert len(re.findall(r"│ +2 ", outcome.out)) == 18
+
+
+def test_output_to_stdout_link_appends(tmp_path):
+    rules = sample(tmp_path)
+    log = tmp_path / "log.txt"
+    log.write_text("first\n")
+    # A private link like /dev/stdout, so a sink that replaced links would only
+    # replace this one.
+    stdout = tmp_path / "stdout"
+    stdout.symlink_to("/proc/self/fd/1")
+    # Standard output opened for appending, as a shell's ">> log.txt" does.
+    with open(log, "a") as stream:
+        completed = subprocess.run(
+            [sys.executable, "-m", "custan", "run", rules]
+            + ["-o", str(stdout), "--format", "csv", "-q"],
+            stdout=stream,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    assert completed.returncode == 0, completed.stderr
+    assert log.read_text().splitlines() == ["first"] + expected_csv_lines()
+    assert stdout.is_symlink()
+    assert leftover_temporaries(tmp_path) == []

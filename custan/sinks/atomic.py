@@ -1,7 +1,7 @@
 """Write output files atomically: a failed run leaves no file and no half file.
 
-Devices, FIFOs and sockets cannot be replaced by a rename, so they are written
-in place, and a symbolic link is followed to the file it points at.
+Devices, FIFOs, sockets and descriptors such as /dev/stdout are written in
+place, because a rename would replace them, and a symbolic link is followed.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from custan.errors import RunError, UsageError
 
 # The mode open() gives a new file before the umask clears bits from it.
 NEW_FILE_MODE = 0o666
+# Linux's limit on symbolic links followed while resolving one path.
+MAX_LINKS = 40
 
 
 @contextlib.contextmanager
@@ -34,12 +36,30 @@ def open_output(path: str | None) -> Iterator[TextIO]:
         sys.stdout.flush()
         return
     existing = _stat_target(path)
-    if existing is not None and not stat.S_ISREG(existing.st_mode):
+    in_place = existing is not None and not stat.S_ISREG(existing.st_mode)
+    if in_place or _names_descriptor(path):
         with _open_in_place(path) as stream:
             yield stream
         return
     with _open_replacement(path, existing) as stream:
         yield stream
+
+
+def _names_descriptor(path: str) -> bool:
+    """Tell whether ``path`` or a symbolic link on its way names an open descriptor.
+
+    /dev/stdout links to /proc/self/fd/1. Standard output redirected to a file
+    (``>> log``) must be appended to through it, not replaced by a rename.
+    """
+    current = os.path.abspath(path)
+    for _ in range(MAX_LINKS):
+        if current.startswith(("/proc/", "/dev/fd/")):
+            return True
+        if not os.path.islink(current):
+            return False
+        target = os.path.join(os.path.dirname(current), os.readlink(current))
+        current = os.path.abspath(target)
+    return False
 
 
 def _stat_target(path: str) -> os.stat_result | None:
@@ -55,9 +75,10 @@ def _stat_target(path: str) -> os.stat_result | None:
 @contextlib.contextmanager
 def _open_in_place(path: str) -> Iterator[TextIO]:
     # Open the given path, not its resolved one, because /dev/stdout resolves
-    # to names such as "pipe:[123]" that cannot be opened.
+    # to names such as "pipe:[123]" that cannot be opened. Appending keeps
+    # what came before in a file that standard output was redirected to.
     try:
-        stream = open(path, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        stream = open(path, "a", encoding="utf-8", newline="")  # noqa: SIM115
     except OSError as error:
         raise _open_error(path, error) from None
     with _write_errors(path), stream:
@@ -87,7 +108,7 @@ def _open_replacement(path: str, existing: os.stat_result | None) -> Iterator[Te
 
 
 def _create_temporary(folder: str) -> tuple[int, str]:
-    """Create a new file in ``folder``; the umask sets its mode as for any new file."""
+    """Create a new file in ``folder`` whose mode the umask sets, as for any file."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
     while True:
         name = os.path.join(folder, f".custan-{secrets.token_hex(4)}.tmp")
