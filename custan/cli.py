@@ -15,7 +15,6 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
 from custan import __version__, plugins
@@ -24,6 +23,7 @@ from custan.compiler.params import parse_override
 from custan.errors import CustanError, UsageError
 from custan.model import load_rules, rules_schema
 from custan.sinks.atomic import open_output
+from custan.sinks.table import PipeConsole
 
 logger = logging.getLogger("custan")
 
@@ -252,7 +252,7 @@ def command_plugins(args: argparse.Namespace) -> int:
     for info in found:
         hooks = ", ".join(info.hooks) if info.error is None else f"failed: {info.error}"
         table.add_row(info.name, info.distribution or "", info.version or "", hooks)
-    Console(highlight=False).print(table)
+    PipeConsole(highlight=False).print(table)
     return 0
 
 

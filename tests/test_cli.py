@@ -334,23 +334,20 @@ def test_limit_beyond_64_bits_is_usage_error(tmp_path, custan):
     assert outcome.out.splitlines() == expected_csv_lines()
 
 
+FORMATS = ("table", "csv", "json", "jsonl")
+
+
 def test_closed_pipe_ends_quietly(tmp_path):
-    rules = sample(tmp_path)
-    for output_format in ("table", "csv", "json", "jsonl"):
+    rules = str(sample(tmp_path))
+    commands = [["run", rules, "--format", name] for name in FORMATS]
+    commands += [["plugins"], ["schema"], ["sql", rules]]
+    for command in commands:
         # A pipe whose read end is closed before the run fails its first write.
         read_end, write_end = os.pipe()
         os.close(read_end)
         try:
             completed = subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "custan",
-                    "run",
-                    rules,
-                    "--format",
-                    output_format,
-                ],
+                [sys.executable, "-m", "custan", *command],
                 stdout=write_end,
                 stderr=subprocess.PIPE,
                 text=True,
@@ -358,8 +355,8 @@ def test_closed_pipe_ends_quietly(tmp_path):
             )
         finally:
             os.close(write_end)
-        assert completed.returncode == 0, output_format
-        assert completed.stderr == "", output_format
+        assert completed.returncode == 0, command
+        assert completed.stderr == "", command
 
 
 def test_interrupt_during_query_exits_130(tmp_path):

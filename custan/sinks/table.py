@@ -52,7 +52,7 @@ def render_summary(summary: list[SummaryValue], lines: list[str]) -> list[str]:
     ]
 
 
-class _PipeConsole(Console):
+class PipeConsole(Console):
     """A rich console that raises BrokenPipeError when its reader has gone.
 
     rich (15.0) exits with status 1 on a closed pipe, but custan ends quietly with
@@ -67,10 +67,10 @@ class TableSink:
     name = "table"
 
     def write(self, result: Result, stream: TextIO) -> None:
-        console = _PipeConsole(file=stream, highlight=False)
+        console = PipeConsole(file=stream, highlight=False)
         if not console.is_terminal:
             # Piped or redirected tables keep whole rows instead of wrapping at 80.
-            console = _PipeConsole(file=stream, highlight=False, width=PIPED_WIDTH)
+            console = PipeConsole(file=stream, highlight=False, width=PIPED_WIDTH)
         if result.plan.rules.output.matrix:
             for table in self._matrix(result, console.width):
                 console.print(table)
