@@ -96,6 +96,13 @@ def check_requirements(rules: RuleSet) -> None:
     broken = plugins.broken_requirements(rules.requires)
     if broken:
         raise RulesError("; ".join(str(problem) for problem in broken), location)
+    if rules.requires and not plugins.entry_points_enabled():
+        names = ", ".join(f"'{name}'" for name in rules.requires)
+        raise RulesError(
+            f"the file requires {names}, but plugins are turned off by "
+            f"--no-plugins or {plugins.DISABLE_VARIABLE}",
+            location,
+        )
 
 
 def _failure_note() -> str:

@@ -68,9 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     run_parser.add_argument(
         "-o",
         "--output",
-        help="write to this file instead of "
-        "standard output, written atomically; a plugin's sink may "
-        "take another destination, such as a URL",
+        help="write to this file instead of standard output; a regular file "
+        "is replaced atomically, a device or FIFO is written in place, and a "
+        "plugin's sink may take another destination, such as a URL",
     )
     run_parser.add_argument(
         "-q",

@@ -521,3 +521,13 @@ def test_unknown_name_mentions_broken_plugin(custan, folder, monkeypatch):
         "(plugins that failed to import: 'broken'; see 'custan plugins')"
     )
     assert "unknown aggregate 'trimmed_mean'" in outcome.err
+
+
+def test_required_plugin_with_plugins_off(custan, folder):
+    text = TOTALS.replace("version: 1", "version: 1\nrequires: [custan-stats]")
+    rules = write_rules(folder, text.replace("agg: sum", "agg: median"))
+    outcome = custan("--no-plugins", "validate", rules)
+    assert outcome.code == 2
+    assert "requires 'custan-stats', but plugins are turned off by --no-plugins" in (
+        outcome.err
+    )
