@@ -460,3 +460,27 @@ def test_text_fields_are_trimmed(tmp_path, custan):
     row = by_customer(custan("run", rules, "--format", "csv"))["c"]
     assert row["purchases"] == "2"
     assert row["total"] == "5.00"
+
+
+def test_bare_date_read_in_source_zone(tmp_path, custan):
+    # 2026-07-01 means midnight in New York (EDT, UTC-4): 2026-07-01T04:00Z.
+    # Its trailing "-01" is part of the date, not a UTC offset.
+    text = """
+version: 1
+source: {path: tx.csv, time_zone: America/New_York}
+time_zone: America/New_York
+metrics:
+  last: {agg: max, of: created_at}
+derived:
+  day: date_of(last)
+"""
+    write_transactions(
+        tmp_path,
+        [
+            ("t1", "payment", "processed", "10.00", "2026-07-01", "c", "pm"),
+        ],
+    )
+    rules = write_rules(tmp_path, text)
+    row = by_customer(custan("run", rules, "--format", "csv"))["c"]
+    assert row["last"] == "2026-07-01T04:00:00Z"
+    assert row["day"] == "2026-07-01"

@@ -11,8 +11,11 @@ from sqlglot import exp
 
 from custan.expressions import sql
 
-# Matches a trailing Z or +hh, +hhmm, +hh:mm offset.
-OFFSET_PATTERN = r"(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+# A trailing Z or +hh, +hhmm, +hh:mm offset after a time of day. The time is
+# part of the pattern because a bare date such as 2026-07-01 ends in "-01".
+OFFSET_PATTERN = (
+    r"[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?\s*(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)$"
+)
 
 
 def _convert(node: exp.Expr, type_text: str, strict: bool) -> exp.Expr:
