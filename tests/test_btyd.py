@@ -312,3 +312,19 @@ def test_param_without_equals_rejected(custan):
     outcome = custan("run", BTYD, "--param", "time_unit")
     assert outcome.code == 2
     assert "write it as NAME=VALUE" in outcome.err
+
+
+def test_text_param_keeps_digits(custan, tmp_path):
+    # A text param given digits stays text: '007', not the number 7.
+    derived = "derived:\n  tag: concat(label, '-x')\n"
+    rules = grouped_rules(tmp_path, "params:\n  label: abc\n" + PER_CUSTOMER + derived)
+    outcome = custan("run", rules, "--param", "label=007", "--format", "csv")
+    assert outcome.code == 0, outcome.err
+    assert {row["tag"] for row in outcome.csv_rows()} == {"007-x"}
+
+
+def test_number_param_rejects_text(custan, tmp_path):
+    rules = grouped_rules(tmp_path, "params:\n  floor: 40\n" + PER_CUSTOMER)
+    outcome = custan("run", rules, "--param", "floor=abc")
+    assert outcome.code == 2
+    assert "--param floor: 'abc' is not a whole number" in outcome.err

@@ -41,19 +41,35 @@ def _literal(value: Any) -> Binding:
     return Binding(Type.TEXT, exp.Literal.string(str(value)))
 
 
-def parse_override(text: str) -> tuple[str, Any]:
-    """Split ``name=value`` from --param; the value is a number, true, false or text."""
+def parse_override(text: str) -> tuple[str, str]:
+    """Split ``name=value`` from --param; the value stays text for now."""
     name, equals, value = text.partition("=")
     if not equals or not name.strip():
         raise UsageError(f"invalid --param {text!r}; write it as NAME=VALUE")
-    value = value.strip()
-    if _INTEGER.match(value):
-        return name.strip(), int(value)
-    if _DECIMAL.match(value):
-        return name.strip(), Decimal(value)
-    if value in ("true", "false"):
-        return name.strip(), value == "true"
-    return name.strip(), value
+    return name.strip(), value.strip()
+
+
+def _coerce(name: str, value: Any, declared: Any) -> Any:
+    """Read an override as the type of the param's declared value.
+
+    Text params keep the text as written, so --param code=007 stays '007'.
+    Values passed from Python that already have a type are kept.
+    """
+    if not isinstance(value, str) or isinstance(declared, str):
+        return value
+    if isinstance(declared, bool):
+        if value in ("true", "false"):
+            return value == "true"
+        expected = "true or false"
+    elif isinstance(declared, int) and _INTEGER.match(value):
+        return int(value)
+    elif isinstance(declared, (int, float, Decimal)) and (
+        _INTEGER.match(value) or _DECIMAL.match(value)
+    ):
+        return Decimal(value)
+    else:
+        expected = "a whole number" if isinstance(declared, int) else "a number"
+    raise UsageError(f"--param {name}: {value!r} is not {expected}")
 
 
 def with_overrides(rules: RuleSet, overrides: dict[str, Any] | None) -> RuleSet:
@@ -67,6 +83,10 @@ def with_overrides(rules: RuleSet, overrides: dict[str, Any] | None) -> RuleSet:
                 f"--param {name}: {rules.file} declares no param '{name}'; "
                 f"declared params: {declared}"
             )
+    overrides = {
+        name: _coerce(name, value, rules.params[name])
+        for name, value in overrides.items()
+    }
     for name, value in overrides.items():
         choices = rules.param_choices.get(name)
         if choices is not None and value not in choices:
