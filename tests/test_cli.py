@@ -446,3 +446,26 @@ def test_output_to_stdout_link_appends(tmp_path):
     assert log.read_text().splitlines() == ["first"] + expected_csv_lines()
     assert stdout.is_symlink()
     assert leftover_temporaries(tmp_path) == []
+
+
+def test_table_prints_data_literally(tmp_path, custan):
+    # Customer ids that look like rich markup or hold an escape character
+    # are printed as written, not styled, swallowed or sent to the terminal.
+    write_transactions(
+        tmp_path,
+        [
+            ("t1", "payment", "processed", "5.00", "2026-01-01", "[/bold]", "pm"),
+            ("t2", "payment", "processed", "6.00", "2026-01-01", "[red]x[/red]", "pm"),
+            ("t3", "payment", "processed", "7.00", "2026-01-01", "a\x1b[2Jb", "pm"),
+        ],
+    )
+    rules = write_rules(
+        tmp_path, RULES.replace("{customers} customers", "[/x] {customers}")
+    )
+    outcome = custan("run", rules)
+    assert outcome.code == 0, outcome.err
+    assert "[/bold]" in outcome.out
+    assert "[red]x[/red]" in outcome.out
+    assert "a\\x1b[2Jb" in outcome.out
+    assert "\x1b" not in outcome.out
+    assert "[/x] 3 spent 18.00" in outcome.out

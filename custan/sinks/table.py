@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import TextIO
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from custan.engine import Result, SummaryValue
@@ -78,11 +79,11 @@ class TableSink:
             console.print(self._rows(result))
         lines = result.plan.rules.output.summary.lines
         for line in render_summary(result.summary, lines):
-            console.print(line)
+            console.print(printable(line))
 
     def _title(self, result: Result) -> str:
         rules = result.plan.rules
-        return rules.name or os.path.basename(rules.file)
+        return printable(rules.name or os.path.basename(rules.file))
 
     def _caption(self, result: Result, shown: int) -> str:
         caption = f"{result.row_count} {'row' if result.row_count == 1 else 'rows'}"
@@ -195,4 +196,13 @@ def _natural(key: str):
 def _cell(value) -> str:
     if isinstance(value, Decimal):
         return f"{value:,}" if abs(value) >= 1000 else format(value, "f")
-    return to_text(value)
+    return printable(to_text(value))
+
+
+# Control characters, shown as \xNN so data cannot move the cursor or recolour.
+_CONTROLS = {code: f"\\x{code:02x}" for code in [*range(32), 127]}
+
+
+def printable(text: str) -> str:
+    """``text`` as rich prints it literally: markup escaped, controls shown."""
+    return escape(text.translate(_CONTROLS))
