@@ -15,7 +15,7 @@ from custan import plugins
 from custan.compiler.metrics_stage import ACCOUNTS
 from custan.compiler.plan import Plan, compile_rules
 from custan.engine import Result, connect, execute, interruptible
-from custan.errors import CustanError, Location, RulesError, UsageError
+from custan.errors import Location, RulesError, UsageError
 from custan.model import RuleSet, load_rules
 from custan.model.ruleset import Input
 from custan.sources.files import AccountReader
@@ -211,13 +211,14 @@ def compiled_sql(
     params: dict[str, Any] | None = None,
     source_kind: str | None = None,
 ) -> str:
-    """The query a run would execute, pretty-printed in ``dialect``."""
+    """The query a run would execute, pretty-printed in ``dialect``.
+
+    Raises DataError, as a run would, when the data cannot be described, so
+    the printed query is always one that runs.
+    """
     check_dialect(dialect)
     plan: Plan = compile_with_plugins(rules, as_of=as_of, limit=limit, params=params)
-    try:
-        query: exp.Select = make_source(rules, data, kind=source_kind).describe(plan)
-    except Exception:
-        query = plan.query()
+    query: exp.Select = make_source(rules, data, kind=source_kind).describe(plan)
     if rules.accounts is not None:
         query = _with_accounts(query, rules.accounts, accounts)
     return query.sql(dialect=dialect, pretty=True)
@@ -226,6 +227,8 @@ def compiled_sql(
 def check_dialect(name: str) -> None:
     """Raise UsageError unless SQLGlot can print SQL in the dialect ``name``."""
     try:
+        if not name.strip():
+            raise ValueError("empty dialect name")
         Dialect.get_or_raise(name)
     except ValueError:
         known = ", ".join(sorted(d.value for d in Dialects if d.value))
@@ -235,12 +238,10 @@ def check_dialect(name: str) -> None:
 
 
 def _with_accounts(query: exp.Select, spec, path: str | None) -> exp.Select:
-    """Put the accounts relation first among the query's CTEs, when it can be read."""
+    """Put the accounts relation first among the query's CTEs."""
     connection = duckdb.connect()
     try:
         relation = AccountReader(spec, path).relation(connection)
-    except CustanError:
-        return query
     finally:
         connection.close()
     query = query.copy()

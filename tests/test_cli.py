@@ -469,3 +469,17 @@ def test_table_prints_data_literally(tmp_path, custan):
     assert "a\\x1b[2Jb" in outcome.out
     assert "\x1b" not in outcome.out
     assert "[/x] 3 spent 18.00" in outcome.out
+
+
+def test_sql_with_missing_data_fails_like_run(tmp_path, custan):
+    rules = sample(tmp_path)
+    outcome = custan("sql", rules, "--data", tmp_path / "nothere.csv")
+    assert outcome.code == 1
+    assert "nothere.csv: data file not found" in outcome.err
+    assert outcome.out == ""
+
+
+def test_sql_empty_dialect_rejected(tmp_path, custan):
+    outcome = custan("sql", sample(tmp_path), "--dialect", "")
+    assert outcome.code == 2
+    assert "unknown SQL dialect ''" in outcome.err
