@@ -155,9 +155,16 @@ def _explain(
     source, connection: duckdb.DuckDBPyConnection, error: duckdb.Error
 ) -> CustanError:
     explain = getattr(source, "explain_failure", None)
-    if explain is None:
-        return DataError(f"a value could not be converted: {_first_line(error)}")
-    return explain(connection, error)
+    found = explain(connection, error) if explain is not None else None
+    if found is not None:
+        return found
+    if isinstance(error, duckdb.OutOfRangeException):
+        # Every input value converted, so a sum or an expression overflowed.
+        return RunError(
+            f"a computed value is out of range, such as a sum or a product too "
+            f"large for its type: {_first_line(error)}"
+        )
+    return DataError(f"a value could not be converted: {_first_line(error)}")
 
 
 def _first_line(error: Exception) -> str:

@@ -493,3 +493,19 @@ def test_long_expression_message_is_short(tmp_path, custan):
     assert outcome.code == 2
     assert "the text is longer than the limit of 4000 characters" in outcome.err
     assert len(outcome.err) < 500
+
+
+def test_overflow_is_not_blamed_on_data(tmp_path, custan):
+    # Every amount reads fine; the product of three totals of 10^12 overflows.
+    write_transactions(
+        tmp_path,
+        [
+            ("t1", "payment", "processed", "1000000000000", "2026-01-01", "c", "pm"),
+        ],
+    )
+    text = GOOD + "derived:\n  huge: total * total * total * total\n"
+    rules = write_rules(tmp_path, text)
+    outcome = custan("run", rules)
+    assert outcome.code == 1
+    assert "a computed value is out of range" in outcome.err
+    assert "cannot read csv data" not in outcome.err

@@ -32,8 +32,11 @@ class FileSource:
 
     def explain_failure(
         self, connection: duckdb.DuckDBPyConnection, error: duckdb.Error
-    ) -> DataError:
-        """Find the first row whose value could not be converted, and name it."""
+    ) -> DataError | None:
+        """Find the first row whose value could not be converted, and name it.
+
+        Returns None when every row converts, so the failure lies elsewhere.
+        """
         tolerant = self.reader.relation(connection, strict=False, with_filename=True)
         raw_columns = self.reader.columns(connection)
         for name in ("amount", "created_at"):
@@ -45,6 +48,8 @@ class FileSource:
             )
             if found is not None:
                 return found
+        if isinstance(error, duckdb.OutOfRangeException):
+            return None
         return self.reader.read_error(error)
 
     def _first_bad_row(
