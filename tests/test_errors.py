@@ -509,3 +509,30 @@ def test_overflow_is_not_blamed_on_data(tmp_path, custan):
     assert outcome.code == 1
     assert "a computed value is out of range" in outcome.err
     assert "cannot read csv data" not in outcome.err
+
+
+def test_glob_error_counts_rows_per_file(tmp_path, custan):
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    write_transactions(
+        folder,
+        [
+            ("t1", "payment", "processed", "1.00", "2026-01-01", "c", "pm"),
+            ("t2", "payment", "processed", "2.00", "2026-01-01", "c", "pm"),
+        ],
+        name="1.csv",
+    )
+    write_transactions(
+        folder,
+        [
+            ("t3", "payment", "processed", "3.00", "2026-01-01", "c", "pm"),
+            ("t4", "payment", "processed", "1e3", "2026-01-01", "c", "pm"),
+        ],
+        name="2.csv",
+    )
+    rules = write_rules(tmp_path, GOOD.replace("tx.csv", "'parts/*.csv'"))
+    outcome = custan("run", rules)
+    assert outcome.code == 1
+    assert "2.csv: row 2 (line 3): column 'amount' (amount): cannot parse '1e3'" in (
+        outcome.err
+    )

@@ -65,8 +65,14 @@ class FileSource:
         numbered = tolerant.copy()
         numbered = numbered.select(
             exp.alias_(raw, "raw_value"),
+            # Rows count within each file, so a glob's errors name real rows.
             exp.alias_(
-                exp.Window(this=exp.Anonymous(this="row_number"), over="OVER"), "row"
+                exp.Window(
+                    this=exp.Anonymous(this="row_number"),
+                    partition_by=[exp.column("filename", "raw")],
+                    over="OVER",
+                ),
+                "row",
             ),
         )
         query = (
@@ -78,7 +84,7 @@ class FileSource:
                     expression=exp.Null(),
                 )
             )
-            .order_by("row")
+            .order_by("filename", "row")
             .limit(1)
         )
         row = connection.execute(query.sql("duckdb")).fetchone()
