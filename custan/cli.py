@@ -170,6 +170,10 @@ def _positive(text: str) -> int:
 def _sink_name(args: argparse.Namespace, sinks: dict[str, type]) -> str:
     if args.format:
         return args.format
+    if args.output == "":
+        raise UsageError(
+            "--output is empty; give a file name, or - for standard output"
+        )
     if args.output:
         suffix = args.output.rsplit(".", 1)[-1].lower()
         if suffix in sinks and suffix != "table":
@@ -279,7 +283,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
     except CustanError as error:
-        if debug:
+        if debug and not isinstance(error, UsageError):
             logger.exception("failed")
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code

@@ -483,3 +483,13 @@ def test_sql_empty_dialect_rejected(tmp_path, custan):
     outcome = custan("sql", sample(tmp_path), "--dialect", "")
     assert outcome.code == 2
     assert "unknown SQL dialect ''" in outcome.err
+
+
+def test_summary_braces_are_literal(tmp_path, custan):
+    rules = sample(tmp_path)
+    rules.write_text(
+        RULES.replace('"{customers} customers', '"{{{customers}}} customers')
+    )
+    outcome = custan("run", rules)
+    assert outcome.code == 0, outcome.err
+    assert "{3} customers spent 191.00" in outcome.out

@@ -536,3 +536,40 @@ def test_glob_error_counts_rows_per_file(tmp_path, custan):
     assert "2.csv: row 2 (line 3): column 'amount' (amount): cannot parse '1e3'" in (
         outcome.err
     )
+
+
+def test_small_rules_mistakes_explained(tmp_path, custan):
+    cases = [
+        (GOOD + "filters:\n  - window: 90 dayz\n", "'90 dayz' is not a span"),
+        (GOOD + "filters:\n  - window: 90\n", "90 is not text; put it in quotes"),
+        (GOOD.replace("name: Small", "name: No"), "False is not text"),
+        (
+            GOOD + "derived:\n  Big Total: total\n",
+            "is not a valid name; use lower-case",
+        ),
+        (
+            GOOD
+            + "output:\n  summary:\n    values: {n: count(*)}\n    lines: ['{n']\n",
+            "a lone { or } in a summary line",
+        ),
+    ]
+    for text, message in cases:
+        rules = write_rules(tmp_path, text)
+        outcome = custan("validate", rules)
+        assert outcome.code == 2, message
+        assert message in outcome.err
+
+
+def test_empty_data_file_said_empty(tmp_path, custan):
+    (tmp_path / "tx.csv").write_text("")
+    rules = write_rules(tmp_path, GOOD)
+    outcome = custan("run", rules)
+    assert outcome.code == 1
+    assert "tx.csv: the data file is empty" in outcome.err
+
+
+def test_empty_output_path_rejected(tmp_path, custan):
+    good_data(tmp_path)
+    outcome = custan("run", write_rules(tmp_path, GOOD), "-o", "")
+    assert outcome.code == 2
+    assert "--output is empty" in outcome.err

@@ -129,10 +129,19 @@ def _describe(error: jsonschema.ValidationError) -> str:
         )
     if error.validator == "required":
         return error.message.replace("is a required property", "is required")
-    if error.validator == "pattern" and "duration" in str(
-        error.schema.get("description")
-    ):
+    description = str(error.schema.get("description", ""))
+    if error.validator == "pattern" and "span" in description:
         return f"{error.instance!r} is not a span such as '90 days' or '12 weeks'"
+    if error.validator == "pattern" and "identifier" in description:
+        return (
+            f"{error.instance!r} is not a valid name; use lower-case letters, "
+            "digits and _, starting with a letter or _"
+        )
+    if error.validator == "type" and error.validator_value == "string":
+        return (
+            f"{error.instance!r} is not text; put it in quotes, such as "
+            f"'{error.instance}'"
+        )
     if error.validator == "const" and list(error.absolute_path) == ["version"]:
         return f"unsupported version {error.instance!r}; this custan reads version 1"
     return _shorten(error.message)
@@ -415,6 +424,11 @@ _PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}]*)\}")
 
 def _check_placeholders(document: Document, summary: Summary) -> None:
     for index, line in enumerate(summary.lines):
+        if "{" in _PLACEHOLDER.sub("", line) or "}" in _PLACEHOLDER.sub("", line):
+            raise RulesError(
+                "a lone { or } in a summary line; write {{ or }} for a brace",
+                document.locate(("output", "summary", "lines", index)),
+            )
         for match in _PLACEHOLDER.finditer(line):
             name = match.group(1)
             if name is not None and name not in summary.values:

@@ -22,7 +22,8 @@ from custan.sinks.formatting import (
 )
 from custan.sinks.text_formats import formatted_rows
 
-_PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
+# {name} inserts a summary value; {{ and }} stand for literal braces.
+_PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([a-z_][a-z0-9_]*)\}")
 # Rows beyond this many are left out of the table; other formats write them all.
 MAX_TABLE_ROWS = 1000
 PIPED_WIDTH = 160
@@ -47,10 +48,13 @@ def format_summary_value(item: SummaryValue) -> str:
 def render_summary(summary: list[SummaryValue], lines: list[str]) -> list[str]:
     """Fill each line's {name} placeholders with the summary values."""
     values = {item.name: format_summary_value(item) for item in summary}
-    return [
-        _PLACEHOLDER.sub(lambda match: values.get(match.group(1), match.group(0)), line)
-        for line in lines
-    ]
+
+    def fill(match: re.Match[str]) -> str:
+        if match.group(1) is None:
+            return match.group(0)[0]
+        return values.get(match.group(1), match.group(0))
+
+    return [_PLACEHOLDER.sub(fill, line) for line in lines]
 
 
 class PipeConsole(Console):

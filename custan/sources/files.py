@@ -157,6 +157,9 @@ class FileReader:
 
     def columns(self, connection: duckdb.DuckDBPyConnection) -> list[str]:
         """The column names the files provide, read without scanning the data."""
+        empty = [path for path in self.files.paths if os.path.getsize(path) == 0]
+        if empty:
+            raise DataError(f"{empty[0]}: the data file is empty", self.spec.location)
         if self.text_layout:
             return self._text_column_names(connection)
         read = exp.select(exp.Star()).from_(_read_call(self.files, self.spec)).limit(1)
