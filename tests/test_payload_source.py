@@ -874,3 +874,11 @@ def test_abandoned_pages_log_no_retries(server, caplog):
     # Give the abandoned requests time to fail after the run.
     time.sleep(0.5)
     assert caplog.records == []
+
+
+def test_unsupported_api_version_is_rules_error(monkeypatch, custan):
+    monkeypatch.setenv("PAYLOAD_API_KEY", "k")
+    monkeypatch.setenv("PAYLOAD_API_VERSION", "v3")
+    outcome = custan("run", ROOT / "rules" / "rfm.yaml", "--source", "payload")
+    assert outcome.code == 2
+    assert "unsupported Payload API version 'v3' in PAYLOAD_API_VERSION" in outcome.err

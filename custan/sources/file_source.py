@@ -109,8 +109,8 @@ class FileSource:
 
     def _amount_hint(self) -> str:
         return (
-            "a decimal amount (digits with an optional point and at most "
-            "8 decimal places, such as 1234.50)"
+            "a decimal amount (digits with an optional point, at most 8 decimal "
+            "places and 30 digits before the point, such as 1234.50)"
         )
 
     def _instant_hint(self) -> str:

@@ -350,6 +350,11 @@ def _default_delimiter(path: str) -> str | None:
 def _reason(message: str) -> str:
     """The part of a DuckDB read error a user can act on."""
     lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    if "Schema mismatch" in lines[0]:
+        return (
+            "the files do not share the same columns; read files with one "
+            "layout at a time, or set source.format and source.columns"
+        )
     if "sniffing" in lines[0]:
         return (
             "the rows do not share one layout: check that every row has as many "

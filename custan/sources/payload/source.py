@@ -119,9 +119,18 @@ class PayloadSettings:
         else:
             url = environ.get(URL_ENV) or DEFAULT_URL
             url_setting = f"the environment variable {URL_ENV}"
+        version = spec.api_version or environ.get(VERSION_ENV) or DEFAULT_VERSION
+        major = version.strip().lower().removeprefix("v").split(".", 1)[0]
+        if major not in ("1", "2"):
+            setting = "source.api_version" if spec.api_version else VERSION_ENV
+            raise RulesError(
+                f"unsupported Payload API version {version!r} in {setting}; "
+                "use v1 or v2",
+                spec.location and dataclasses.replace(spec.location, field=None),
+            )
         return cls(
             url=url,
-            api_version=spec.api_version or environ.get(VERSION_ENV) or DEFAULT_VERSION,
+            api_version=version,
             key_env=key_env,
             url_setting=url_setting,
         )
