@@ -211,7 +211,7 @@ def compiled_sql(
     params: dict[str, Any] | None = None,
     source_kind: str | None = None,
 ) -> str:
-    """The query a run would execute, pretty-printed in ``dialect``.
+    """Print the query a run would execute, in ``dialect``.
 
     Raises DataError, as a run would, when the data cannot be described, so
     the printed query is always one that runs.

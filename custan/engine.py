@@ -29,7 +29,7 @@ BATCH_SIZE = 10_000
 
 
 def connect() -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the session time zone pinned to UTC.
+    """Open a DuckDB connection with the session time zone pinned to UTC.
 
     DuckDB truncates instants to days and months in the session zone, so a
     machine's local zone would otherwise leak into cohort months.

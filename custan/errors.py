@@ -63,7 +63,7 @@ class UsageError(RulesError):
 
 
 class DataError(CustanError):
-    """The transaction data is missing, unreadable or holds an unparseable value."""
+    """The transaction data is missing, unreadable or contains an unparseable value."""
 
     exit_code = 1
 

@@ -92,7 +92,7 @@ def test_cdnow_top_customer_is_champion(cdnow_rows):
 def test_cdnow_frequent_but_gone_needs_attention(cdnow_rows):
     # 19339: 56 rows summing to 6552.70, last 1997-04-11, which is
     # 365 + 30 + 31 + 20 = 446 days before 1998-07-01: r = 1, f = 5, m = 4.
-    # Not recent, so the first rule that holds is f >= 3: Need Attention.
+    # Not recent, so the first rule that is true is f >= 3: Need Attention.
     row = cdnow_rows["19339"]
     assert row["purchases"] == "56"
     assert row["total"] == "6552.70"

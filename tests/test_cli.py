@@ -404,7 +404,7 @@ output:
 
 def test_wide_matrix_keeps_whole_labels(tmp_path, custan):
     # Customers a and b buy once a month for 18 months from 2025-01, so the
-    # one row holds 2 in each of 18 month columns: too wide for 160 columns.
+    # one row contains 2 in each of 18 month columns: too wide for 160 columns.
     rows = []
     for index in range(18):
         month = f"{2025 + index // 12}-{index % 12 + 1:02d}"

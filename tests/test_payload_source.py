@@ -569,7 +569,7 @@ def test_refused_connection_ends_in_clear_error():
 
 
 class CappedServer(PayloadServer):
-    """A server that returns at most 3 rows a page, whatever the limit asks."""
+    """A server that returns at most 3 rows a page, whatever the limit."""
 
     def _list(self, resource, query):
         return super()._list(resource, query)[:3]

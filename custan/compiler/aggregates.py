@@ -1,8 +1,8 @@
 """Per-customer aggregates that metrics may use, and how each compiles.
 
 Each aggregate builds one SQL aggregate expression evaluated in a GROUP BY
-over a customer's transactions; ``mode`` is the exception and is compiled by
-the metrics stage as a ranked subquery.
+over a customer's transactions. ``mode`` is the exception: the metrics stage
+compiles it as a ranked subquery.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def _struct(**parts: exp.Expr) -> exp.Struct:
 
 
 def _picked(latest: bool) -> Builder:
-    """The value at the earliest (or latest) instant; ties go to the smallest value."""
+    """Pick the value at the earliest (or latest) instant, ties to the smallest."""
 
     def build(value, condition):
         instant = exp.column("created_at", quoted=True)

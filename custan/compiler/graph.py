@@ -21,8 +21,8 @@ def referenced_names(expressions: Iterable[Expr]) -> set[str]:
     return names
 
 
-# Each level is one more select around the previous; far deeper chains reach
-# DuckDB's limit on expression depth, a message a rules author cannot act on.
+# Each level is one more select around the previous. Far deeper chains reach
+# DuckDB's limit on expression depth, whose message a rules author cannot act on.
 MAX_LEVELS = 100
 
 

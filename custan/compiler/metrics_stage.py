@@ -110,6 +110,8 @@ def build_metrics_stage(
     _check_names(rules)
     keys = _compile_keys(rules, functions)
     key_types = {name: typed.type for name, typed in keys.items()}
+
+    # A metric may read only keys and metrics of lower levels.
     levels = _metric_levels(rules)
     compiled: dict[str, CompiledMetric] = {}
     for name in sorted(rules.metrics, key=lambda n: levels[n]):
@@ -126,6 +128,7 @@ def build_metrics_stage(
             aggregates,
             functions,
         )
+
     grain = list(keys)
     ctes: list[tuple[str, exp.Query]] = [
         (EVALUATION, _evaluation(as_of)),
@@ -141,6 +144,7 @@ def build_metrics_stage(
     ctes.append(
         (CUSTOMER_METRICS, _customer_metrics(compiled, grain, accounts, include_all))
     )
+
     types = {**key_types, **{name: item.type for name, item in compiled.items()}}
     if accounts:
         types[ACCOUNT_CREATED_AT] = Type.INSTANT
@@ -148,15 +152,15 @@ def build_metrics_stage(
 
 
 def _check_names(rules: RuleSet) -> None:
-    taken = {field.column for field in TRANSACTION_FIELDS.values()} | {AS_OF_COLUMN}
-    taken |= {"segment", "action", ACCOUNT_CREATED_AT}
+    reserved = {field.column for field in TRANSACTION_FIELDS.values()} | {AS_OF_COLUMN}
+    reserved |= {"segment", "action", ACCOUNT_CREATED_AT}
     for name, metric in rules.metrics.items():
-        if name in taken:
+        if name in reserved:
             raise RulesError(
                 f"'{name}' is reserved; choose another metric name", metric.location
             )
     for name, expr in rules.per.items():
-        if name in taken:
+        if name in reserved:
             raise RulesError(
                 f"'{name}' is reserved; choose another key name", expr.location
             )
@@ -236,7 +240,7 @@ def _evaluation(as_of: exp.Expr) -> exp.Select:
 
 
 def latest_instant() -> exp.Expr:
-    """The newest created_at among all rows of the source, before any filter."""
+    """Build the newest created_at among all rows of the source, before filters."""
     subquery = exp.select(call("max", column("created_at"))).from_(TRANSACTIONS)
     return exp.Subquery(this=subquery)
 
@@ -328,7 +332,7 @@ def _lower_tables(level: int, compiled: dict[str, CompiledMetric]) -> list[str]:
 def _rows_for_level(
     level: int, compiled: dict[str, CompiledMetric], grain: list[str]
 ) -> exp.Select:
-    """The purchases, joined with the metrics of lower levels that this level reads."""
+    """Join the purchases with the metrics of the lower levels this level reads."""
     lower = [item for item in compiled.values() if item.level < level]
     projections: list[exp.Expr] = [
         exp.Column(this=exp.Star(), table=exp.to_identifier(PURCHASES))
@@ -358,7 +362,7 @@ def _level_select(
 def _mode_select(
     item: CompiledMetric, compiled: dict[str, CompiledMetric], grain: list[str]
 ) -> exp.Select:
-    """The most frequent non-null value per metrics row; ties go to the smallest."""
+    """Select the most frequent non-null value per metrics row, ties to the smallest."""
     name = item.metric.name
     assert item.value is not None
     conditions: list[exp.Expr] = [

@@ -110,6 +110,7 @@ def _grouped(
     # as_of is one instant for every row, so a group may read it like a grouped key.
     same_instant = exp.Anonymous(this="any_value", expressions=[column(AS_OF_COLUMN)])
     scope.names[AS_OF_COLUMN] = Binding(Type.INSTANT, same_instant)
+
     columns = [OutputColumn(key, stage.types[key]) for key in keys]
     projections: list[exp.Expr] = [column(key) for key in keys]
     value_types: dict[str, Type] = {}
@@ -128,8 +129,10 @@ def _grouped(
         projections.append(exp.alias_(typed.node, name, quoted=True))
         columns.append(OutputColumn(name, typed.type))
         value_types[name] = typed.type
+
     # Kept but not written, as in per-customer output, so the caption shows as_of.
     projections.append(exp.alias_(same_instant.copy(), AS_OF_COLUMN, quoted=True))
+
     query = exp.select(*projections).from_(stage.final)
     where = _where(rules, stage, functions)
     if where is not None:
@@ -154,7 +157,7 @@ def _require_name(
 def _order(
     rules: RuleSet, types: dict[str, Type], tie_breakers: list[str]
 ) -> list[exp.Ordered]:
-    """The declared sort keys, then tie-breakers, so order never depends on input."""
+    """Order by the declared keys, then tie-breakers, so input order never shows."""
     keys = []
     for name, descending in rules.output.sort:
         _require_name(rules, name, types, "output.sort")
@@ -182,7 +185,7 @@ def _summaries(
 
 
 def summary_query(summaries: list[Summary]) -> exp.Select:
-    """One row with every summary value, computed over the result table."""
+    """Select every summary value as one row computed over the result table."""
     projections = [
         exp.alias_(summary.node.copy(), summary.name, quoted=True)
         for summary in summaries

@@ -99,12 +99,12 @@ def with_overrides(rules: RuleSet, overrides: dict[str, Any] | None) -> RuleSet:
 
 def check_param_names(rules: RuleSet) -> None:
     """Raise RulesError when a param reuses a field or a declared name."""
-    taken = {field.column for field in TRANSACTION_FIELDS.values()} | RESERVED_NAMES
-    taken |= set(TRANSACTION_FIELDS)
+    reserved = {field.column for field in TRANSACTION_FIELDS.values()} | RESERVED_NAMES
+    reserved |= set(TRANSACTION_FIELDS)
     for names in (rules.per, rules.metrics, rules.derived, rules.scores, rules.tiers):
-        taken |= set(names)
+        reserved |= set(names)
     for name in rules.params:
-        if name in taken:
+        if name in reserved:
             raise RulesError(
                 f"param '{name}' reuses a field or a declared name; rename it",
                 Location(rules.file, field=f"params.{name}"),

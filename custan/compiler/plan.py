@@ -63,7 +63,7 @@ class Plan:
         transactions: exp.Expr | None = None,
         accounts: exp.Expr | None = None,
     ) -> exp.Select:
-        """The whole rules file as one query over ``transactions`` and ``accounts``.
+        """Render the whole rules file as one query over the transactions and accounts.
 
         Without an argument the query reads a table named ``transactions``, and
         a file with accounts reads a table named ``accounts`` (id, created_at).
@@ -78,7 +78,7 @@ class Plan:
         return _with_ctes(self.output.final, ctes)
 
     def fields_read(self) -> set[str]:
-        """The transaction fields stage one reads; a source may leave out the rest.
+        """Return the transaction fields stage one reads; a source may skip the rest.
 
         The customer and created_at are always read: every purchase needs a
         customer, and as_of bounds every row.
@@ -154,7 +154,7 @@ def parse_instant(text: str) -> datetime:
 def as_of_expression(
     text: str, location: Location, now: datetime | None = None
 ) -> exp.Expr:
-    """The SQL of the evaluation instant: latest, now, or a fixed instant."""
+    """Build the SQL of the evaluation instant: latest, now, or a fixed instant."""
     choice = text.strip().lower()
     if choice == "latest":
         return latest_instant()

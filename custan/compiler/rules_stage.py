@@ -170,7 +170,7 @@ def _bands(value: exp.Expr, bands: list[Band], default: exp.Expr) -> exp.Case:
 
 
 def _segment_case(rules: RuleSet, scope: Scope) -> exp.Case:
-    """The name of the first segment whose condition holds, else the default's."""
+    """Pick the first segment whose condition is true, else the default."""
     branches = []
     for segment in rules.segments[:-1]:
         assert segment.when is not None
@@ -180,7 +180,7 @@ def _segment_case(rules: RuleSet, scope: Scope) -> exp.Case:
 
 
 def _action_case(rules: RuleSet) -> exp.Expr:
-    """The action of the chosen segment, looked up by the segment's name."""
+    """Look up the action of the chosen segment by the segment's name."""
     branches = [
         exp.If(
             this=exp.EQ(this=column(SEGMENT), expression=exp.Literal.string(s.name)),

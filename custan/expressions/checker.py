@@ -1,8 +1,8 @@
 """Check a parsed expression against the allow-list and compile it to SQL.
 
 Only the node types handled below may appear. Each name must be declared in
-the scope, each call must be in the function table, and the types must fit;
-the result is a new SQLGlot tree built from checked parts only.
+the scope, each call must be in the function table, and the types must fit.
+The result is a new SQLGlot tree built from checked parts only.
 """
 
 from __future__ import annotations

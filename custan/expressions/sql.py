@@ -79,7 +79,7 @@ def fractional_days(start: exp.Expr, end: exp.Expr) -> exp.Expr:
 
 
 def local_time(instant: exp.Expr, time_zone: str) -> exp.Expr:
-    """The wall-clock time of ``instant`` in ``time_zone`` (a naive TIMESTAMP)."""
+    """Convert ``instant`` to wall-clock time in ``time_zone`` (a naive TIMESTAMP)."""
     return exp.Anonymous(
         this="timezone", expressions=[exp.Literal.string(time_zone), instant]
     )

@@ -24,7 +24,7 @@ class Expr:
 
 @dataclass
 class Input:
-    """Where rows come from: files, the Payload API, or a plugin's source."""
+    """An input of rows: files, the Payload API, or a plugin's source."""
 
     kind: str = "files"
     path: str | None = None
@@ -110,7 +110,7 @@ class Summary:
 
 @dataclass(frozen=True)
 class Matrix:
-    """Which grouped columns a table shows as rows, columns and cells."""
+    """The grouped columns a table shows as its rows, columns and cells."""
 
     rows: str
     columns: str
@@ -119,7 +119,7 @@ class Matrix:
 
 @dataclass
 class Output:
-    """What the run writes: columns, filter, order, limit, grouping, summary."""
+    """The written result: columns, filter, order, limit, grouping, summary."""
 
     columns: list[str] | None = None
     where: Expr | None = None

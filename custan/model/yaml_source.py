@@ -1,8 +1,8 @@
 """Read YAML into plain Python values while keeping where each value was written.
 
-PyYAML's composer gives nodes with marks; this module turns them into dicts and
-lists plus a map from each value's path to its line and column, so later errors
-can point at the exact field in the rules file.
+PyYAML's composer gives nodes with marks. This module turns them into dicts and
+lists plus a map from each value's path to its line and column, so that later
+errors can point at the exact field in the rules file.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ def format_instant(value: datetime | date) -> str:
 
 
 def to_text(value: Any) -> str:
-    """The CSV and table text of a formatted value."""
+    """Format a value as CSV and table text."""
     if value is None:
         return ""
     if isinstance(value, bool):

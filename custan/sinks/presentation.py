@@ -64,7 +64,7 @@ def column_text(column: OutputColumn, decimals: int) -> exp.Expr:
 
 
 def text_query(columns: list[OutputColumn], decimals: int) -> exp.Select:
-    """Every result column as text, in output order."""
+    """Select every result column as text, in output order."""
     projections = [
         exp.alias_(column_text(column, decimals), column.name, quoted=True)
         for column in columns
@@ -80,7 +80,7 @@ def _json_fragment(column: OutputColumn, decimals: int) -> exp.Expr:
 
 
 def json_lines_query(columns: list[OutputColumn], decimals: int) -> exp.Select:
-    """Each result row as one JSON object of text, numbers written exactly."""
+    """Select each result row as JSON object text, with numbers written exactly."""
     parts: list[exp.Expr] = [exp.Literal.string("{")]
     for index, column in enumerate(columns):
         key = ("" if index == 0 else ", ") + f'"{column.name}": '

@@ -75,6 +75,7 @@ class FileSource:
                 "row",
             ),
         )
+
         query = (
             exp.select("filename", "raw_value", "row")
             .from_(numbered.subquery("checked"))
@@ -90,6 +91,7 @@ class FileSource:
         row = connection.execute(query.sql("duckdb")).fetchone()
         if row is None:
             return None
+
         filename, value, number = row
         place = f"{filename}: {self._place(number)}: column '{column_name}' ({name})"
         if value is None or not str(value).strip():

@@ -156,7 +156,7 @@ class FileReader:
         self.text_layout = self.files.format == "text" or spec.delimiter == "whitespace"
 
     def columns(self, connection: duckdb.DuckDBPyConnection) -> list[str]:
-        """The column names the files provide, read without scanning the data."""
+        """Return the column names of the files, read without scanning the data."""
         empty = [path for path in self.files.paths if os.path.getsize(path) == 0]
         if empty:
             raise DataError(f"{empty[0]}: the data file is empty", self.spec.location)
@@ -243,7 +243,7 @@ class FileReader:
         )
 
     def field_column(self, name: str, available: list[str]) -> str | None:
-        """The file column that holds field ``name``, or None when there is none."""
+        """Return the file column that contains field ``name``, or None without one."""
         mapped = self.spec.columns.get(name)
         if mapped is not None:
             if mapped not in available:
@@ -348,7 +348,7 @@ def _default_delimiter(path: str) -> str | None:
 
 
 def _reason(message: str) -> str:
-    """The part of a DuckDB read error a user can act on."""
+    """Extract the part of a DuckDB read error that a user can act on."""
     lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
     if "Schema mismatch" in lines[0]:
         return (
@@ -427,7 +427,7 @@ def _json_path(name: str) -> str:
 
 
 def _json_text(name: str) -> exp.Expr:
-    """The text of key ``name``, nested or flat ("sender.account_id" as one key)."""
+    """Read key ``name`` as text, nested or flat ("sender.account_id" as one key)."""
     json = exp.column("json", RAW)
     nested = exp.JSONExtractScalar(
         this=json, expression=exp.Literal.string(_json_path(name))

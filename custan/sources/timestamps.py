@@ -1,6 +1,6 @@
 """Turn timestamp text into UTC instants inside the query.
 
-Text with an offset (2026-11-30T19:00:00-05:00) keeps its offset; text without
+Text with an offset (2026-11-30T19:00:00-05:00) keeps its offset. Text without
 one (2024-08-21 13:35:03, or a bare date meaning midnight) is read as wall-clock
 time in the input's time zone.
 """

@@ -168,7 +168,7 @@ class FaultSwitches:
         with self._lock:
             if self._always_status is not None:
                 return self._always_status, None
-            # 429 goes first because a rate limiter answers before the service.
+            # 429 goes first because a rate limiter responds before the service.
             for status in (429, 503):
                 burst = self._bursts.get(status)
                 if burst and burst[0] > 0:
@@ -685,7 +685,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             response.rows,
             len(body),
         )
-        # Logged before the reply goes out, so a client that has its answer
+        # Logged before the reply goes out, so a client that has its response
         # always finds the request in the log.
         app.record_request(record)
         self._write(response, body, declared)

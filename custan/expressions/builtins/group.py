@@ -63,7 +63,7 @@ def stddev(args: list[Typed], call: Call) -> Typed:
 
 
 def share(args: list[Typed], call: Call) -> Typed:
-    """Each group's part of the whole, such as share(count(*))."""
+    """Divide each group's aggregate by the total, such as share(count(*))."""
     require_numbers(args, call)
     whole = sql.window(exp.Anonymous(this="sum", expressions=[args[0].node.copy()]))
     return Typed(sql.exact_divide(args[0].node, whole), Type.DECIMAL, aggregate=True)

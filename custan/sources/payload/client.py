@@ -149,7 +149,7 @@ class PayloadClient:
                 return self._request(resource, params)
             except _Retryable as failure:
                 if stop.is_set():
-                    # An abandoned request fails quietly: nobody reads its rows.
+                    # An abandoned request fails quietly: no caller reads its rows.
                     raise _Stopped() from None
                 wait_seconds = self._wait_before_retry(failure, attempt, started)
                 logger.warning(
@@ -326,7 +326,7 @@ class _PageSequence:
             )
         if self.previous is not None and len(self.previous) < self.page_size:
             # A short page followed by more rows means the server returns fewer
-            # rows than the limit asks for, so stepping the offset by the limit
+            # rows than the limit requests, so stepping the offset by the limit
             # skips rows.
             raise DataError(
                 "Payload returned fewer rows than the page size "

@@ -56,10 +56,10 @@ class GroupRoute:
 
     @property
     def aggregates(self) -> list[tuple[str, str]]:
-        wanted = [("count", "id")]
+        aggregates = [("count", "id")]
         if self.sums_amount:
-            wanted.append(("sum", "amount"))
-        return wanted
+            aggregates.append(("sum", "amount"))
+        return aggregates
 
 
 def plan_group_route(plan: Plan) -> GroupRoute | None:

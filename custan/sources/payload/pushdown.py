@@ -107,10 +107,10 @@ class GroupedQuery:
 
     def add(self, function: str, field_name: str) -> int:
         """Add ``function(field_name)`` unless present; return its position."""
-        wanted = (function, field_name)
-        if wanted not in self.aggregates:
-            self.aggregates.append(wanted)
-        return self.aggregates.index(wanted)
+        aggregate = (function, field_name)
+        if aggregate not in self.aggregates:
+            self.aggregates.append(aggregate)
+        return self.aggregates.index(aggregate)
 
 
 @dataclass(frozen=True)

@@ -87,7 +87,7 @@ GROUPS_TABLE = "payload_groups"
 TRANSACTION_RESOURCE = "transactions"
 LATEST_FIELD = "max(created_at)"
 ENVIRONMENT_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
-LONGEST_SHOWN_VALUE = 40
+MAX_SHOWN_VALUE_LENGTH = 40
 
 
 @dataclass(frozen=True)
@@ -458,8 +458,8 @@ def _shown_value(value) -> str:
         text = str(value)
     else:
         text = json.dumps(value, default=str)
-    if len(text) > LONGEST_SHOWN_VALUE:
-        return text[:LONGEST_SHOWN_VALUE] + "..."
+    if len(text) > MAX_SHOWN_VALUE_LENGTH:
+        return text[:MAX_SHOWN_VALUE_LENGTH] + "..."
     return text
 
 
